@@ -1,0 +1,3 @@
+from drylab.cli import main
+
+raise SystemExit(main())
