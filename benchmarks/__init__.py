@@ -1,0 +1,1 @@
+"""Benchmarks: figures and ratios, not pass/fail. Run with ``make bench``."""
