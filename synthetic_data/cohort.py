@@ -29,6 +29,8 @@ EVENT_BLOCK = 1_000_000_000  # event ids of chunk c are c * EVENT_BLOCK + 1, ...
 MAX_PATIENTS = 50_000_000
 DEFAULT_START, DEFAULT_END = "2012-01-01", "2022-12-31"
 DEFAULT_COURSE_SALT = "drylab"
+LATENT_BOOL_COLUMNS = ("female", "smoking", "t2d", "htn", "ckd", "hf", "metformin", "insulin",
+                       "statin", "acei", "loop_diuretic", "died", "admitted", "readmit_365")
 
 EVENT_ID_COLUMNS = {
     "observation_period": ["observation_period_id"],
@@ -212,10 +214,7 @@ def _latent_frame(lat: dict, person_id: np.ndarray) -> pd.DataFrame:
         "readmit_365": lat["readmit_365"],
     })
     df = pd.DataFrame(cols)
-    for c in df.columns:
-        if df[c].dtype == bool:
-            df[c] = df[c].astype("bool")
-    return df
+    return df.astype({c: "bool" for c in LATENT_BOOL_COLUMNS})
 
 
 # ---- the whole cohort ----------------------------------------------------------------------

@@ -430,7 +430,9 @@ def inject(tables: dict[str, pd.DataFrame], lat: dict, seed: np.random.SeedSeque
         ctx.rng = np.random.default_rng(streams[step])
         if rates.get(kind, 0.0) > 0:
             INJECTORS[kind](ctx, rates[kind])
-    log = pd.concat(ctx.log, ignore_index=True) if ctx.log else empty_log()
+    if not ctx.log:
+        return ctx.tables, empty_log()
+    log = pd.concat(ctx.log, ignore_index=True)
     log.insert(0, "defect_id", np.arange(len(log), dtype="int64"))
     return ctx.tables, conform_log(log)
 

@@ -56,10 +56,10 @@ def _first_of_group(keys: np.ndarray) -> np.ndarray:
 def _str_column(values: list[str], codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
     """A pandas ``str`` column built by taking ``codes`` from a short list of strings.
 
-    Taking from a small Arrow-backed array is ~50x faster than building millions of Python
-    strings one by one.
+    A code of -1 gives a missing value. Taking from a small Arrow-backed array is ~50x
+    faster than building millions of Python strings one by one.
     """
-    return pd.array(values, dtype=omop.STR).take(codes)
+    return pd.array(values, dtype=omop.STR).take(np.asarray(codes), allow_fill=True)
 
 
 def build_records(rng: np.random.Generator, lat: dict[str, np.ndarray], person_id: np.ndarray,
@@ -262,7 +262,7 @@ def build_records(rng: np.random.Generator, lat: dict[str, np.ndarray], person_i
         "death_date": _to_date(death_day[dead]),
         "death_type_concept_id": omop.EHR,
         "cause_concept_id": np.where(hf_cause, omop.CONDITIONS["hf"][0], 0).astype("int64"),
-        "cause_source_value": _str_column(["", "I50.9"], hf_cause.astype("int64")),
+        "cause_source_value": _str_column(["I50.9"], np.where(hf_cause, 0, -1)),
     })
     return {
         "person": person, "observation_period": obs, "visit_occurrence": visit,

@@ -199,11 +199,13 @@ DRUGS = {
 }
 DRUG_ORDER = list(DRUGS)
 
-UNIT_CONCEPTS = {
-    8554: "percent", 8840: "milligram per deciliter", 8753: "millimole per liter",
-    8749: "micromole per liter", 8876: "millimeter mercury column",
-    9531: "kilogram per square meter",
+UNIT_CONCEPTS = {  # concept id -> (name, UCUM code)
+    8554: ("percent", "%"), 8840: ("milligram per deciliter", "mg/dL"),
+    8753: ("millimole per liter", "mmol/L"), 8749: ("micromole per liter", "umol/L"),
+    8876: ("millimeter mercury column", "mm[Hg]"), 9531: ("kilogram per square meter", "kg/m2"),
 }
+SNOMED_CODES = {201826: "44054006", 320128: "59621000", 46271022: "709044004",
+                316139: "84114007", 4024659: "11687002", 198803: "266569009"}
 
 LOCAL_CONCEPT_BASE = 2_000_000_000
 
@@ -244,19 +246,19 @@ def concept_table() -> pd.DataFrame:
          "S", "21"),
     ]
     rows += [(cid, name, "Race", "Race", "Race", "S", name) for cid, name in RACES.items() if cid]
-    for cid, name, *_ in CONDITIONS.values():
-        rows.append((cid, name, "Condition", "SNOMED", "Clinical Finding", "S", ""))
-    for cid, name, *_ in SEX_SPECIFIC.values():
-        rows.append((cid, name, "Condition", "SNOMED", "Clinical Finding", "S", ""))
+    for cid, name, *_ in [*CONDITIONS.values(), *SEX_SPECIFIC.values()]:
+        rows.append((cid, name, "Condition", "SNOMED", "Clinical Finding", "S",
+                     SNOMED_CODES[cid]))
     for cid, loinc, name, *_ in MEASUREMENTS.values():
         rows.append((cid, name, "Measurement", "LOINC", "Lab Test", "S", loinc))
     for cid, rxnorm, name in DRUGS.values():
         rows.append((cid, name, "Drug", "RxNorm", "Ingredient", "S", rxnorm))
-    for cid, name in UNIT_CONCEPTS.items():
-        rows.append((cid, name, "Unit", "UCUM", "Unit", "S", ""))
+    for cid, (name, ucum) in UNIT_CONCEPTS.items():
+        rows.append((cid, name, "Unit", "UCUM", "Unit", "S", ucum))
     for vocab, code, name in _source_codes():
+        # source (non-standard) concepts have no standard_concept flag: null in OMOP
         rows.append((SOURCE_CONCEPT_ID[(vocab, code)], name, "Condition", vocab,
-                     "ICD code", "", code))
+                     "ICD code", None, code))
     df = pd.DataFrame(rows, columns=[c for c, _ in SCHEMA["concept"]])
     df = df.drop_duplicates("concept_id").sort_values("concept_id", ignore_index=True)
     return conform(df, "concept")
