@@ -44,13 +44,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 __all__ = [
-    "Limits",
+    "ResourceLimits",
     "Probe",
     "Sandbox",
     "SandboxUnavailable",
     "probe",
+    "provision_kernel",
     "read_output",
     "sandboxed_kernel_manager",
+    "unavailable_reason",
 ]
 
 #: Packages of this project a resident's kernel imports (the checks, the cohort generator).
@@ -93,8 +95,9 @@ class SandboxUnavailable(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Limits:
-    """Resource limits of one sandboxed kernel.
+class ResourceLimits:
+    """Resource limits of one sandboxed kernel (time limits and output caps are the
+    executor's: :class:`autograder.kernels.Limits`).
 
     Parameters
     ----------
@@ -439,7 +442,7 @@ class Sandbox:
     workdir : path
         The submission's scratch directory; the only host directory the kernel can write. It is
         bound at the same path and made the kernel's working directory.
-    limits : Limits, optional
+    limits : ResourceLimits, optional
     python : path, optional
         The kernel's interpreter (default: this one); its environment is bound read-only.
     packages : sequence of str
@@ -461,7 +464,7 @@ class Sandbox:
         self,
         workdir,
         *,
-        limits: Limits | None = None,
+        limits: ResourceLimits | None = None,
         python: str | None = None,
         packages=KERNEL_PACKAGES,
         hide=(),
@@ -471,7 +474,7 @@ class Sandbox:
         if not p.usable:
             raise SandboxUnavailable(p.reason)
         self.probe = p
-        self.limits = limits or Limits()
+        self.limits = limits or ResourceLimits()
         self.workdir = os.path.realpath(os.fspath(workdir))
         if not os.path.isdir(self.workdir):
             raise ValueError(f"sandbox workdir {self.workdir!r} is not a directory")
@@ -811,6 +814,68 @@ def sandboxed_kernel_manager(sandbox: Sandbox, *, kernel_name: str = "python3", 
         connection_file=sandbox.connection_file,
         **kwargs,
     )
+
+
+def unavailable_reason() -> str | None:
+    """``None`` when bwrap sandboxing works here, else why not (for ``--sandbox auto|bwrap``)."""
+    p = probe()
+    return None if p.usable else p.reason
+
+
+def provision_kernel(workdir, *, slot: int, limits=None):
+    """Launch one sandboxed kernel in ``workdir``: the hook of :mod:`autograder.kernels`.
+
+    Parameters
+    ----------
+    workdir : path
+        The kernel's fresh, empty scratch directory (the submission is copied in later).
+    slot : int
+        The worker slot. Not used to pick the uid: a pool keeps a kernel booting while
+        another of the same slot runs, so each kernel leases a uid of its own.
+    limits : autograder.kernels.Limits, optional
+        ``memory_bytes`` and ``max_processes`` are enforced here; the time limits and
+        output caps by the executor.
+
+    Returns
+    -------
+    (AsyncKernelManager, cleanup)
+        The manager of the launched kernel and an idempotent ``cleanup()`` that kills the
+        kernel and everything it started and releases the uid and the cgroups.
+    """
+    from jupyter_core.utils import run_sync
+
+    rl = ResourceLimits()
+    memory = int(getattr(limits, "memory_bytes", 0) or 0)
+    processes = int(getattr(limits, "max_processes", 0) or 0)
+    rl = ResourceLimits(
+        memory_mb=max(64, memory // (1024 * 1024)) if memory else rl.memory_mb,
+        pids=processes or rl.pids,
+    )
+    sandbox = Sandbox(workdir, limits=rl)
+    try:
+        km = sandboxed_kernel_manager(sandbox)
+        km.sandbox = sandbox  # lets the executor ask why a kernel died (explain_death)
+        run_sync(km.start_kernel)(extra_arguments=["--HistoryManager.hist_file=:memory:"])
+    except BaseException:
+        sandbox.close()
+        raise
+    done = []
+
+    def cleanup() -> None:
+        if done:
+            return
+        done.append(True)
+        proc = getattr(getattr(km, "provisioner", None), "process", None)
+        if proc is not None:
+            with contextlib.suppress(OSError):
+                proc.kill()
+            with contextlib.suppress(Exception):
+                proc.wait(timeout=5)
+        sandbox.close()
+        with contextlib.suppress(Exception):
+            run_sync(km.cleanup_resources)()
+
+    return km, cleanup
 
 
 # --------------------------------------------------------------------------------------------
