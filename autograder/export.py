@@ -37,6 +37,8 @@ GRADE_COLUMNS = (
 )
 
 #: Submission statuses after which the submission is reported as an error as a whole.
+_COUNTS = ("passed", "failed", "error", "timeout", "not_attempted", "needs_manual")
+
 _SUBMISSION_ERRORS = {"kernel_died", "corrupt", "non_utf8", "wrong_name", "unknown_module",
                       "grader_error"}
 
@@ -78,17 +80,34 @@ def questions_table(results):
     return frame.reset_index(drop=True)
 
 
-def grades_table(results):
+def grades_table(results, submissions=None):
     """The per-module export: one row per resident x module (see :data:`GRADE_COLUMNS`).
 
     ``total`` and ``max`` sum every question, manual ones included (a manual question counts
     0 until graded in formgrader). Pairs without a graded submission get ``not submitted``,
     ``total`` 0 and the module's usual ``max``.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        :func:`autograder.journal.read_results` rows.
+    submissions : pandas.DataFrame, optional
+        :func:`autograder.journal.read_submissions` rows. A submission the grader journaled
+        without question rows (its worker died) then counts as ``error`` instead of ``not
+        submitted``.
     """
     import pandas as pd
 
     questions = questions_table(results)
     recs = []
+    if submissions is not None and len(submissions):
+        seen = set(zip(questions["resident"], questions["module"], strict=True))
+        for sub in submissions.itertuples():
+            if (sub.resident, sub.module) not in seen:
+                recs.append({"resident": sub.resident, "module": sub.module, "total": 0.0,
+                             "max": float("nan"), "submission_status": sub.submission_status,
+                             "status": _submission_grade_status(sub.submission_status, []),
+                             **dict.fromkeys(_COUNTS, 0)})
     for (resident, module), rows in questions.groupby(["resident", "module"], sort=True):
         statuses = rows["status"].tolist()
         sub_status = str(rows["submission_status"].iloc[0])
@@ -109,13 +128,15 @@ def grades_table(results):
             }
         )
     grades = pd.DataFrame(recs, columns=list(GRADE_COLUMNS))
+    grades = grades.sort_values(["resident", "module"], kind="stable")
     if grades.empty:
         return grades.astype({"resident": "str", "module": "str", "status": "str",
                               "submission_status": "str", "total": "float64",
                               "max": "float64"})
     # A module's maximum is the same for everyone; the most common value guards against one
     # odd row (an ungradeable submission with no question rows).
-    module_max = grades.groupby("module")["max"].agg(lambda s: s.mode().iloc[0])
+    module_max = grades.groupby("module")["max"].agg(
+        lambda s: s.mode().iloc[0] if s.notna().any() else 0.0)
     full = pd.MultiIndex.from_product(
         [sorted(grades["resident"].unique()), sorted(grades["module"].unique())],
         names=["resident", "module"],
@@ -125,8 +146,7 @@ def grades_table(results):
     grades["max"] = grades["max"].fillna(grades["module"].map(module_max))
     grades["status"] = grades["status"].fillna("not submitted")
     grades["submission_status"] = grades["submission_status"].fillna("")
-    count_cols = ["passed", "failed", "error", "timeout", "not_attempted", "needs_manual"]
-    grades[count_cols] = grades[count_cols].fillna(0).astype("int64")
+    grades[list(_COUNTS)] = grades[list(_COUNTS)].fillna(0).astype("int64")
     grades = grades.astype({"resident": "str", "module": "str", "status": "str",
                             "submission_status": "str", "total": "float64", "max": "float64"})
     return grades.loc[:, list(GRADE_COLUMNS)].reset_index(drop=True)
@@ -149,7 +169,8 @@ def _write_frame(frame, csv_path: Path, parquet_path: Path) -> None:
     frame.to_parquet(parquet_path, index=False, engine="pyarrow")
 
 
-def write_exports(course_dir: str | os.PathLike, results=None, *, out_dir=None) -> ExportPaths:
+def write_exports(course_dir: str | os.PathLike, results=None, submissions=None, *,
+                  out_dir=None) -> ExportPaths:
     """Write ``grades`` and ``questions`` as CSV and Parquet.
 
     Parameters
@@ -158,19 +179,24 @@ def write_exports(course_dir: str | os.PathLike, results=None, *, out_dir=None) 
         The graded course; its journal is read when ``results`` is omitted.
     results : pandas.DataFrame, optional
         Results rows (:func:`autograder.journal.read_results`).
+    submissions : pandas.DataFrame, optional
+        :func:`autograder.journal.read_submissions` rows; read with the results when both
+        are omitted.
     out_dir : path, optional
         Where to write; default ``COURSE_DIR/export``.
     """
     course_dir = Path(course_dir)
     if results is None:
-        from autograder.journal import read_results
+        from autograder.journal import read_results, read_submissions
 
         results = read_results(course_dir)
+        if submissions is None:
+            submissions = read_submissions(course_dir)
     out = Path(out_dir) if out_dir is not None else course_dir / "export"
     paths = ExportPaths(
         out / "grades.csv", out / "grades.parquet", out / "questions.csv",
         out / "questions.parquet",
     )
-    _write_frame(grades_table(results), paths.grades_csv, paths.grades_parquet)
+    _write_frame(grades_table(results, submissions), paths.grades_csv, paths.grades_parquet)
     _write_frame(questions_table(results), paths.questions_csv, paths.questions_parquet)
     return paths

@@ -435,6 +435,7 @@ def render_feedback(
 def write_feedback(
     course_dir: str | os.PathLike,
     results=None,
+    submissions=None,
     *,
     cell_timeout: float | None = None,
 ) -> list[Path]:
@@ -447,21 +448,34 @@ def write_feedback(
     results : pandas.DataFrame, optional
         Results rows; read from the journal (:func:`autograder.journal.read_results`) when
         omitted.
+    submissions : pandas.DataFrame, optional
+        :func:`autograder.journal.read_submissions` rows, so that a submission journaled
+        without question rows (e.g. its grading worker died) still gets a page that says
+        so. Read from the journal with the results when both are omitted.
     cell_timeout : float, optional
         The per-cell timeout used for grading, quoted in the advice for timeouts.
     """
     course_dir = Path(course_dir)
     if results is None:
-        from autograder.journal import read_results
+        from autograder.journal import read_results, read_submissions
 
         results = read_results(course_dir)
+        if submissions is None:
+            submissions = read_submissions(course_dir)
+    groups = {key: (rows, None) for key, rows in
+              results.groupby(["resident", "module"], sort=True)}
+    if submissions is not None:
+        for sub in submissions.itertuples():
+            if (sub.resident, sub.module) not in groups:
+                groups[(sub.resident, sub.module)] = (results.iloc[0:0], sub.submission_status)
     infos: dict[str, ModuleInfo] = {}
     written = []
-    for (resident, module), rows in results.groupby(["resident", "module"], sort=True):
+    for (resident, module), (rows, sub_status) in sorted(groups.items()):
         if module not in infos:
             infos[module] = load_module_info(course_dir, module)
         html = render_feedback(
-            rows, resident=resident, module=module, info=infos[module], cell_timeout=cell_timeout
+            rows, resident=resident, module=module, info=infos[module],
+            submission_status=sub_status, cell_timeout=cell_timeout,
         )
         path = feedback_path(course_dir, resident, module)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -387,7 +387,7 @@ def build_report(course_dir: str | os.PathLike, results=None, submissions=None,
     if submissions is None:
         submissions = _submissions_from_results(results)
     descriptions = load_competencies(course_dir)
-    grades = grades_table(results)
+    grades = grades_table(results, submissions)
     mat = competency_matrix(results)
     failures = common_failures(results)
     outcomes = question_outcomes(results)
