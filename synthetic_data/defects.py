@@ -84,15 +84,24 @@ def resolve_rates(defects: str | dict | None) -> dict[str, float]:
     raise ValueError(f"defects must be 'default', None, or a dict of rates; got {defects!r}")
 
 
-def format_values(values: pd.Series) -> list:
-    """Exact text of each value: ``repr`` for floats (round-trips), ISO date, int, str."""
+def format_values(values) -> np.ndarray:
+    """Exact text of each value (an object array, None where missing).
+
+    ``repr`` for floats (it round-trips exactly), ISO dates, decimal ints, strings as they are.
+    """
+    values = pd.Series(values) if not isinstance(values, pd.Series) else values
     dtype = str(values.dtype)
     if dtype == omop.DATE:
-        return [pd.NA if pd.isna(v) else str(v)[:10] for v in values.tolist()]
+        arr = values.to_numpy()
+        out = np.datetime_as_string(arr, unit="D").astype(object)
+        out[np.isnat(arr)] = None
+        return out
     if dtype.startswith("float"):
-        return [pd.NA if v != v else repr(v) for v in values.tolist()]
-    return [pd.NA if v is None or v is pd.NA or (isinstance(v, float) and v != v) else str(v)
-            for v in values.tolist()]
+        return np.array([None if v != v else repr(v) for v in values.tolist()], dtype=object)
+    if dtype.startswith("int"):
+        return values.to_numpy().astype(str).astype(object)
+    out = values.to_numpy(dtype=object, na_value=None)
+    return out
 
 
 def parse_values(texts: pd.Series, dtype: str) -> pd.Series:
@@ -115,7 +124,7 @@ class _Context:
     person_base: int  # first person id of this chunk's block
     step: int = 0
     kind: str = ""
-    log: list[pd.DataFrame] = field(default_factory=list)
+    log: list[tuple] = field(default_factory=list)
     touched: dict[str, np.ndarray] = field(default_factory=dict)
 
     def site_of_rows(self, table: str) -> np.ndarray:
@@ -155,8 +164,12 @@ class _Context:
         original = format_values(col.iloc[rows])
         injected = format_values(new)
         key = df[omop.PRIMARY_KEY[table]].to_numpy()[rows]
-        arr = col.array.copy()
-        arr[rows] = new.array
+        if isinstance(col.dtype, np.dtype):  # numeric / datetime: a plain numpy write
+            arr = col.to_numpy(copy=True)
+            arr[rows] = new.to_numpy()
+        else:
+            arr = col.array.copy()
+            arr[rows] = new.array
         df[column] = arr
         self._log(table, key, column, original, injected)
         self.mark(table, rows)
@@ -167,7 +180,8 @@ class _Context:
         df = self.tables[table]
         self.tables[table] = pd.concat([df, new_rows[df.columns]], ignore_index=True)
         key = new_rows[omop.PRIMARY_KEY[table]].to_numpy()
-        self._log(table, key, ROW_INSERTED, [pd.NA] * len(key), [pd.NA] * len(key))
+        none = np.full(len(key), None, dtype=object)
+        self._log(table, key, ROW_INSERTED, none, none)
         self.mark(table, np.arange(len(df), len(df) + len(new_rows)))
 
     def next_ids(self, table: str, n: int) -> np.ndarray:
@@ -176,11 +190,26 @@ class _Context:
         return np.arange(start, start + n, dtype="int64")
 
     def _log(self, table, key, column, original, injected) -> None:
-        self.log.append(pd.DataFrame({
-            "step": self.step, "kind": self.kind, "table": table,
-            "row_key": np.asarray(key, dtype="int64"), "column": column,
-            "original_value": pd.array(original, dtype=omop.STR),
-            "injected_value": pd.array(injected, dtype=omop.STR),
+        self.log.append((self.step, self.kind, table, np.asarray(key, dtype="int64"), column,
+                         original, injected))
+
+    def log_frame(self) -> pd.DataFrame:
+        """The log so far as a DataFrame (built once: per-call frames were the hot spot)."""
+        if not self.log:
+            return empty_log()
+        n = [len(e[3]) for e in self.log]
+
+        def rep(i: int) -> np.ndarray:
+            return np.repeat(np.array([e[i] for e in self.log], dtype=object), n)
+
+        return conform_log(pd.DataFrame({
+            "defect_id": np.arange(sum(n), dtype="int64"),
+            "step": np.repeat([e[0] for e in self.log], n).astype("int64"),
+            "kind": rep(1), "table": rep(2),
+            "row_key": np.concatenate([e[3] for e in self.log]),
+            "column": rep(4),
+            "original_value": np.concatenate([e[5] for e in self.log]),
+            "injected_value": np.concatenate([e[6] for e in self.log]),
         }))
 
     def pick(self, p: np.ndarray | float, mask: np.ndarray) -> np.ndarray:
@@ -430,11 +459,7 @@ def inject(tables: dict[str, pd.DataFrame], lat: dict, seed: np.random.SeedSeque
         ctx.rng = np.random.default_rng(streams[step])
         if rates.get(kind, 0.0) > 0:
             INJECTORS[kind](ctx, rates[kind])
-    if not ctx.log:
-        return ctx.tables, empty_log()
-    log = pd.concat(ctx.log, ignore_index=True)
-    log.insert(0, "defect_id", np.arange(len(log), dtype="int64"))
-    return ctx.tables, conform_log(log)
+    return ctx.tables, ctx.log_frame()
 
 
 def empty_log() -> pd.DataFrame:

@@ -2,16 +2,20 @@
 
 Layout of a cohort directory::
 
-    manifest.json                 version, seed, spec, row counts, checksums, file hashes
-    person.parquet ...            the OMOP tables (with defects) — what residents get
-    defects.parquet               the defect log                 } instructor side: keep
-    truth/person.parquet ...      clean tables, latent.parquet,  } these out of residents'
+    manifest.json                 version, seed, spec, row counts, SHA-256 of every file
+    person/part-00000.parquet     the OMOP tables (with defects) — what residents get;
+    measurement/part-000NN.parquet    one part per chunk of 10,000 patients
+    defects/part-...parquet       the defect log                 } instructor side: keep
+    truth/person/part-...parquet  clean tables, truth/latent/,   } these out of residents'
     truth/parameters.json         the model parameters           } reach
 
-(``.csv`` files, or ``cohort.sqlite`` + ``truth/truth.sqlite`` for ``format="sqlite"``.)
+Each table is a Parquet *dataset* (a folder of parts): ``pd.read_parquet("DIR/person")``,
+DuckDB ``read_parquet('DIR/person/*.parquet')``. With ``format="csv"`` it is one
+``person.csv`` per table; with ``"sqlite"``, ``cohort.sqlite`` and ``truth/truth.sqlite``.
 
-:func:`write_cohort` streams chunk by chunk (memory stays flat for millions of patients);
-the same seed and versions give byte-identical files, whatever the number of workers.
+:func:`write_cohort` streams chunk by chunk (memory stays flat for millions of patients).
+For Parquet, worker processes generate *and* write their own parts, so the work scales with
+cores; the same seed and versions give byte-identical files whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -51,18 +55,9 @@ class _Sink:
             path.unlink(missing_ok=True)
             self._db = sqlite3.connect(path)
 
-    def write(self, name: str, df: pd.DataFrame) -> None:
+    def write(self, name: str, df: pd.DataFrame, part: int = 0) -> None:
         if self.format == "parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            table = pa.Table.from_pandas(df, preserve_index=False)
-            w = self._writers.get(name)
-            if w is None:
-                w = pq.ParquetWriter(self.dir / f"{name}.parquet", table.schema,
-                                     compression="zstd")
-                self._writers[name] = w
-            w.write_table(table)
+            _write_part(self.dir / name, part, df)
         elif self.format == "csv":
             path = self.dir / f"{name}.csv"
             first = name not in self._writers
@@ -83,29 +78,61 @@ class _Sink:
             out.to_sql(name, self._db, if_exists="append", index=False)
 
     def close(self) -> None:
-        if self.format == "parquet":
-            for w in self._writers.values():
-                w.close()
-        elif self._db is not None:
+        if self._db is not None:
             self._db.commit()
             self._db.execute("VACUUM")
             self._db.close()
 
 
+def _write_part(directory: Path, part: int, df: pd.DataFrame) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    directory.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False),
+                   directory / f"part-{part:05d}.parquet", compression="zstd")
+
+
 def _emit(main: _Sink, truth: _Sink, tables: dict, truth_tables: dict, log: pd.DataFrame,
-          latent: pd.DataFrame) -> None:
+          latent: pd.DataFrame, part: int = 0) -> None:
     for name, df in tables.items():
-        main.write(name, df)
-    main.write("defects", log)
+        main.write(name, df, part)
+    main.write("defects", log, part)
     for name, df in truth_tables.items():
-        truth.write(name, df)
-    truth.write("latent", latent)
+        truth.write(name, df, part)
+    truth.write("latent", latent, part)
+
+
+def _summary(chunk: _cohort.Chunk) -> dict:
+    """What the writer needs to know of a chunk once its rows are on disk."""
+    kinds = chunk.defects.drop_duplicates(["kind", "table", "row_key"]).groupby("kind").size()
+    return {
+        "patients": len(chunk.latent),
+        "counts": {t: len(df) for t, df in chunk.tables.items()},
+        "truth_counts": {t: len(df) for t, df in chunk.truth.items()},
+        "kinds": {k: int(v) for k, v in kinds.items()},
+    }
+
+
+def _generate_parquet_part(spec: dict, entropy: int, index: int, out: str) -> dict:
+    """Worker task: generate chunk ``index`` and write it as part ``index`` of every table."""
+    chunk = _cohort.generate_chunk(spec, entropy, index)
+    root = Path(out)
+    main, truth = _Sink(root, "parquet", ""), _Sink(root / "truth", "parquet", "")
+    _emit(main, truth, chunk.tables, chunk.truth, chunk.defects, chunk.latent, part=index)
+    return _summary(chunk)
+
+
+def _generate_chunk(spec: dict, entropy: int, index: int, out: str) -> _cohort.Chunk:
+    return _cohort.generate_chunk(spec, entropy, index)
 
 
 def _finish(out: Path, format: str, manifest: dict, parameters: dict) -> dict:
     (out / "truth" / "parameters.json").write_text(json.dumps(parameters, indent=2,
                                                               sort_keys=True) + "\n")
-    manifest = dict(manifest, format=format, files=_file_hashes(out))
+    # "checksums" of a cohort on disk are the SHA-256 of its files (an in-memory cohort's
+    # manifest carries content checksums of its tables instead).
+    manifest = dict(manifest, format=format, checksums=_file_hashes(out))
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
@@ -133,18 +160,28 @@ def save(cohort: _cohort.Cohort, path, format: str = "parquet") -> dict:
     return _finish(out, format, cohort.manifest, cohort.truth.parameters)
 
 
-def _chunk_results(spec: dict, entropy: int, workers: int) -> Iterator[_cohort.Chunk]:
+def _in_order(task: Callable, spec: dict, entropy: int, out: str, workers: int) -> Iterator:
+    """``task(spec, entropy, i, out)`` for every chunk ``i``, results yielded in chunk order.
+
+    With ``workers > 1`` the tasks run ahead in worker processes, at most ``workers + 1`` in
+    flight, so memory stays flat while this process consumes the results.
+    """
     total = _cohort.n_chunks(spec["n_patients"])
     if workers <= 1 or total == 1:
         for i in range(total):
-            yield _cohort.generate_chunk(spec, entropy, i)
+            yield task(spec, entropy, i, out)
         return
+    from collections import deque
     from concurrent.futures import ProcessPoolExecutor
 
-    # Chunks come back in order (map keeps order), so files do not depend on worker count.
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        yield from pool.map(_cohort.generate_chunk, [spec] * total, [entropy] * total,
-                            range(total))
+        pending: deque = deque()
+        next_index = 0
+        while next_index < total or pending:
+            while next_index < total and len(pending) <= workers:
+                pending.append(pool.submit(task, spec, entropy, next_index, out))
+                next_index += 1
+            yield pending.popleft().result()
 
 
 def write_cohort(path, n_patients: int = 5000, *, sites: int = 3,
@@ -178,24 +215,23 @@ def write_cohort(path, n_patients: int = 5000, *, sites: int = 3,
     counts = {t: 0 for t in omop.TABLES}
     truth_counts = dict(counts)
     kinds: dict[str, int] = {}
-    digests = {t: hashlib.sha256() for t in omop.TABLES}
+    task = _generate_parquet_part if format == "parquet" else _generate_chunk
     try:
         for name in ("care_site", "concept"):
             main.write(name, fixed[name])
             truth.write(name, fixed[name])
             counts[name] = truth_counts[name] = len(fixed[name])
-            digests[name].update(_cohort.table_checksum(fixed[name]).encode())
-        for done, chunk in enumerate(_chunk_results(spec, entropy, workers), start=1):
-            _emit(main, truth, chunk.tables, chunk.truth, chunk.defects, chunk.latent)
-            for t, df in chunk.tables.items():
-                counts[t] += len(df)
-                truth_counts[t] += len(chunk.truth[t])
-                digests[t].update(_cohort.table_checksum(df).encode())
-            for k, v in chunk.defects.drop_duplicates(["kind", "table", "row_key"]) \
-                    .groupby("kind").size().items():
-                kinds[k] = kinds.get(k, 0) + int(v)
+        for done, result in enumerate(_in_order(task, spec, entropy, str(out), workers), 1):
+            if isinstance(result, _cohort.Chunk):  # csv / sqlite: this process writes
+                _emit(main, truth, result.tables, result.truth, result.defects, result.latent)
+                result = _summary(result)
+            for t, n in result["counts"].items():
+                counts[t] += n
+                truth_counts[t] += result["truth_counts"][t]
+            for k, v in result["kinds"].items():
+                kinds[k] = kinds.get(k, 0) + v
             if bar is not None:
-                bar.update(len(chunk.latent))
+                bar.update(result["patients"])
             elif callable(progress):
                 progress(done, total)
     finally:
@@ -212,18 +248,16 @@ def write_cohort(path, n_patients: int = 5000, *, sites: int = 3,
         "counts": counts,
         "truth_counts": truth_counts,
         "defect_counts": dict(sorted(kinds.items())),
-        # per-table digest of the chunks' content checksums (streaming cannot hash whole tables)
-        "checksums": {t: d.hexdigest() for t, d in digests.items()},
     }
     return _finish(out, format, manifest, _cohort.all_parameters(spec))
 
 
 def _read(directory: Path, name: str, format: str) -> pd.DataFrame:
     if format == "parquet":
-        path = directory / f"{name}.parquet"
-        if not path.exists():
-            raise FileNotFoundError(f"cohort file missing: {path}")
-        return pd.read_parquet(path)
+        parts = sorted((directory / name).glob("part-*.parquet"))
+        if not parts:
+            raise FileNotFoundError(f"cohort table missing: no {directory / name}/part-*.parquet")
+        return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
     if format == "csv":
         path = directory / f"{name}.csv"
         if not path.exists():

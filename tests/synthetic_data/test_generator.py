@@ -64,11 +64,11 @@ def test_duckdb_reads_parquet_and_csv(tmp_path):
     c = make_cohort(500, random_state=2)
     c.save(tmp_path / "pq")
     c.save(tmp_path / "csv", format="csv")
-    for sub, ext in (("pq", "parquet"), ("csv", "csv")):
-        n = duckdb.sql(f"select count(*) from '{tmp_path / sub / ('measurement.' + ext)}'"
-                       ).fetchall()[0][0]
+    for path in (tmp_path / "pq" / "measurement" / "*.parquet",
+                 tmp_path / "csv" / "measurement.csv"):
+        n = duckdb.sql(f"select count(*) from '{path}'").fetchall()[0][0]
         assert n == len(c.measurement)
-    avg = duckdb.sql(f"select avg(value_as_number) from '{tmp_path / 'pq' / 'measurement.parquet'}'"
+    avg = duckdb.sql(f"select avg(value_as_number) from '{tmp_path}/pq/measurement/*.parquet'"
                      " where measurement_concept_id = 3004410").fetchall()[0][0]
     expected = c.measurement.loc[c.measurement.measurement_concept_id == 3004410,
                                  "value_as_number"].mean()
