@@ -1,0 +1,136 @@
+"""Reference answers: the instructor's source notebook run on one resident's data, cached.
+
+The expected answer of a question depends on the resident (each has their own cohort), so the
+source notebook is executed with the same papermill parameters as the submission, with
+capture cells that also write the misconception values (``value_from``). The captured files
+are cached under::
+
+    COURSE_DIR/.drylab/reference/<module>/<source sha256[:16]>/<resident>/<key>.json|.parquet
+
+so a regrade, a resumed batch or another submission of the same resident reuses them, and an
+edited source notebook (new hash) is never compared with stale answers. The cache lives
+outside every kernel's working directory. A cache entry is complete when its ``done.json``
+exists; it is written to a temporary folder and renamed into place, so concurrent workers and
+crashes never leave a half-written entry behind.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from autograder.capture import ANSWERS_DIR, misconception_key, read_answer
+from autograder.score import ModuleSpec, add_capture_cells
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+class ReferenceError(RuntimeError):
+    """The instructor's notebook failed on a resident's data (names the cell and error)."""
+
+
+def reference_dir(course_dir: str | os.PathLike, spec: ModuleSpec, resident: str) -> Path:
+    """The cache folder of one (module, source version, resident)."""
+    safe = _SAFE.sub("_", resident)
+    return (Path(course_dir) / ".drylab" / "reference" / spec.module / spec.source_sha256[:16]
+            / safe)
+
+
+def reference_keys(spec: ModuleSpec) -> list[str]:
+    """Every captured key a module's reference provides."""
+    keys = []
+    for q in spec.questions:
+        if q.drylab.get("answer"):
+            keys.append(q.grade_id)
+            keys += [misconception_key(q.grade_id, m["id"])
+                     for m in q.drylab.get("misconceptions", [])]
+    return keys
+
+
+def load_reference(folder: Path, spec: ModuleSpec) -> dict:
+    return {key: read_answer(folder, key) for key in reference_keys(spec)}
+
+
+def get_reference(course_dir: str | os.PathLike, spec: ModuleSpec, resident: str, *,
+                  pool, limits, files_from: Path | None = None) -> dict:
+    """The reference values for one resident, from the cache or by running the source.
+
+    Parameters
+    ----------
+    course_dir : path
+    spec : ModuleSpec
+    resident : str
+    pool : autograder.kernels.KernelPool
+        Where the kernel for the reference run comes from.
+    limits : autograder.kernels.Limits
+    files_from : path, optional
+        A folder whose non-notebook files the notebook needs next to it (the module's
+        release folder).
+
+    Raises
+    ------
+    ReferenceError
+        The source notebook raised, timed out or its kernel died.
+    """
+    from autograder.execute import execute_notebook
+
+    folder = reference_dir(course_dir, spec, resident)
+    if (folder / "done.json").exists():
+        return load_reference(folder, spec)
+    nb = copy.deepcopy(spec.source_nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    add_capture_cells(nb, spec, reference=True)
+    kernel = pool.take()
+    try:
+        if files_from is not None:
+            copy_module_files(files_from, kernel.workdir)
+        result = execute_notebook(nb, kernel, parameters={"resident_id": resident},
+                                  limits=limits)
+        if result.stop_reason:
+            raise ReferenceError(f"the source notebook of {spec.module} stopped for resident "
+                                 f"{resident!r}: {result.message}")
+        for index, cell in enumerate(result.nb.cells):
+            for out in cell.get("outputs", []):
+                if out.get("output_type") == "error":
+                    raise ReferenceError(
+                        f"the source notebook of {spec.module} raised {out.get('ename')}: "
+                        f"{out.get('evalue')} in cell {index} for resident {resident!r}")
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
+        answers = kernel.workdir / ANSWERS_DIR
+        if answers.is_dir():
+            for path in answers.iterdir():
+                shutil.copy2(path, tmp / path.name)
+        (tmp / "done.json").write_text(json.dumps({"resident": resident,
+                                                   "source_sha256": spec.source_sha256}))
+        try:
+            os.rename(tmp, folder)
+        except OSError:  # another worker got there first: keep theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        kernel.discard()
+    return load_reference(folder, spec)
+
+
+def copy_module_files(src: Path, dest: Path) -> None:
+    """Copy a module folder's data files (not notebooks, not hidden or harness files)."""
+    if not src.is_dir():
+        return
+    for path in src.rglob("*"):
+        rel = path.relative_to(src)
+        if any(part.startswith(".") for part in rel.parts) or path.suffix in (".ipynb", ".yml",
+                                                                              ".yaml"):
+            continue
+        target = dest / rel
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        elif path.is_file() and not path.is_symlink():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
