@@ -18,7 +18,8 @@ from pathlib import Path
 
 from autograder import RESULT_COLUMNS
 
-__all__ = ["GRADE_COLUMNS", "ExportPaths", "grades_table", "questions_table", "write_exports"]
+__all__ = ["GRADE_COLUMNS", "ExportPaths", "grades_table", "manual_mask", "questions_table",
+           "write_exports"]
 
 #: Columns of ``grades.csv``.
 GRADE_COLUMNS = (
@@ -60,6 +61,21 @@ def _submission_grade_status(sub_status: str, statuses: list[str]) -> str:
     if "needs manual grading" in statuses:
         return "needs manual grading"
     return "graded"
+
+
+def manual_mask(results):
+    """Boolean Series: which rows are manually graded questions.
+
+    ``needs_manual`` marks them, but a manual answer left empty may come back as ``not
+    attempted`` without the flag; a question flagged manual for anyone is manual for all.
+    """
+    import pandas as pd
+
+    flagged = results.loc[results["needs_manual"], ["module", "question"]]
+    keys = set(zip(flagged["module"], flagged["question"], strict=True))
+    pairs = zip(results["module"], results["question"], strict=True)
+    flag = [pair in keys for pair in pairs]
+    return results["needs_manual"] | pd.Series(flag, index=results.index, dtype="bool")
 
 
 def questions_table(results):

@@ -92,12 +92,15 @@ class QuestionInfo:
         Name of the variable that holds the answer (``metadata.drylab.answer``), or ``""``.
     misconceptions : dict
         Misconception id -> the targeted message the resident may read.
+    manual : bool
+        Graded by an instructor (nbgrader manual answer or task cell).
     """
 
     grade_id: str
     title: str
     answer: str = ""
     misconceptions: dict[str, str] = field(default_factory=dict)
+    manual: bool = False
 
 
 @dataclass(frozen=True)
@@ -246,6 +249,7 @@ def load_module_info(course_dir: str | os.PathLike, module: str) -> ModuleInfo:
             _heading_for(grade_id, headings),
             str(drylab.get("answer", "") or ""),
             misc,
+            manual=bool(nbg.get("task") or (nbg.get("grade") and nbg.get("solution"))),
         )
     return ModuleInfo(module, title, questions, tuple(dict.fromkeys(hidden)), comps)
 
@@ -291,11 +295,21 @@ def fmt_points(x: float) -> str:
     return f"{float(x):g}"
 
 
+def codespans(text: str):
+    """Escape ``text`` for HTML, then show `backticked` names as ``<code>``.
+
+    Escaping comes first, so only the ``<code>`` tags added here are markup.
+    """
+    from markupsafe import Markup, escape
+
+    return Markup(re.sub(r"`([^`<>]+)`", r"<code>\1</code>", str(escape(text))))
+
+
 @cache
 def _env():
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-    return Environment(
+    env = Environment(
         loader=PackageLoader("autograder", "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
         undefined=StrictUndefined,
@@ -303,6 +317,8 @@ def _env():
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    env.filters["codespans"] = codespans
+    return env
 
 
 def render_template(name: str, **context) -> str:
@@ -330,6 +346,10 @@ def _next_step(row: dict, q: QuestionInfo, info: ModuleInfo, cell_timeout: str) 
                     f"you can verify by hand." + practise)
         return (f"The check's message says what is off. Fix the answer cell of {short}, then "
                 f"run the check cell below it until it passes." + practise)
+    if status == "error" and "kernel died" in row["message"]:
+        return ("Something in or before this cell stopped the Python kernel: a call such as "
+                "os._exit() or exit(), or a table too large for memory. Run the notebook from "
+                "the top and watch which cell makes the kernel restart.")
     if status == "error":
         return ("Restart the kernel and run all cells (Kernel \u2192 Restart Kernel and Run "
                 "All Cells); fix the first error you see, it is often the cause of the "
@@ -337,6 +357,8 @@ def _next_step(row: dict, q: QuestionInfo, info: ModuleInfo, cell_timeout: str) 
     if status == "timeout":
         return (f"A cell ran past the time limit{cell_timeout}. Look for a loop that never "
                 f"ends, or a row-by-row loop that a vectorised pandas operation can replace.")
+    if status == "not attempted" and q.manual:
+        return f"This written answer is empty. Write it in the cell under {short} before you submit."
     if status == "not attempted":
         return f"{var[0].upper() + var[1:]} is still empty. Write your answer in the cell under {short}."
     return ""
@@ -364,12 +386,23 @@ def _question_view(row: dict, info: ModuleInfo, cell_timeout: str) -> dict:
         "points": "\u2013" if pending else fmt_points(row["points"]),
         "max_points": fmt_points(row["max_points"]),
         "message": message,
+        "message_label": "What the check said" if row["status"] == "failed" else "What happened",
         "misconception": bool(row["misconception"]),
         "targeted": targeted,
         "competencies": [c for c in row["competencies"].split(";") if c],
         "next": _next_step(row, q, info, cell_timeout),
         "manual": manual,
     }
+
+
+def _manual_state(manual: list[dict]) -> str:
+    """The written answers' card: pending, not written, or the points given."""
+    if any(r["status"] == "needs manual grading" for r in manual):
+        return "pending"
+    if manual and all(r["status"] == "not attempted" for r in manual):
+        return "not written"
+    return fmt_points(sum(r["points"] for r in manual)) + " / " + fmt_points(
+        sum(r["max_points"] for r in manual))
 
 
 def render_feedback(
@@ -405,8 +438,10 @@ def render_feedback(
     sub_status = submission_status or (records[0]["submission_status"] if records else "ok")
     timeout_txt = f" ({cell_timeout:g} s)" if cell_timeout else ""
     questions = [_question_view(r, info, timeout_txt) for r in records]
-    auto = [r for r in records if not r["needs_manual"]]
-    manual = [r for r in records if r["needs_manual"]]
+    # An empty manual answer may come back "not attempted" without the needs_manual flag.
+    is_manual = [r["needs_manual"] or info.question(r["question"]).manual for r in records]
+    auto = [r for r, m in zip(records, is_manual, strict=True) if not m]
+    manual = [r for r, m in zip(records, is_manual, strict=True) if m]
     counts: dict[str, int] = {}
     for r in records:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
@@ -419,12 +454,13 @@ def render_feedback(
         questions=questions,
         auto_points=fmt_points(sum(r["points"] for r in auto)),
         auto_max=fmt_points(sum(r["max_points"] for r in auto)),
-        manual_pending=sum(1 for r in manual if r["status"] == "needs manual grading"),
+        manual_state=_manual_state(manual),
         manual_max=fmt_points(sum(r["max_points"] for r in manual)),
+        manual_pending=any(r["status"] == "needs manual grading" for r in manual),
         total=fmt_points(sum(r["points"] for r in records)),
         total_max=fmt_points(sum(r["max_points"] for r in records)),
         counts=[
-            (STATUS_LABELS.get(s, (s, ""))[0], counts[s])
+            (STATUS_LABELS.get(s, (s, ""))[0].lower(), counts[s])
             for s in [*STATUS_LABELS, *sorted(set(counts) - set(STATUS_LABELS))]
             if s in counts
         ],

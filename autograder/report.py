@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autograder.export import grades_table, questions_table
+from autograder.export import grades_table, manual_mask, questions_table
 from autograder.feedback import fmt_points, load_competencies, render_template
 
 __all__ = ["ReportData", "build_report", "report_path", "write_report"]
@@ -95,7 +95,7 @@ def _figure(width: float, height: float):
 
 def _auto_percent(results):
     """Per (resident, module): percent of the automatically graded points earned."""
-    auto = results.loc[~results["needs_manual"]]
+    auto = results.loc[~manual_mask(results)]
     per = auto.groupby(["resident", "module"], sort=True)[["points", "max_points"]].sum()
     per = per.loc[per["max_points"] > 0]
     return (100.0 * per["points"] / per["max_points"]).rename("percent").reset_index()
@@ -146,7 +146,8 @@ def competency_matrix(results):
     """
     import pandas as pd
 
-    auto = results.loc[~results["needs_manual"] & (results["competencies"] != "")]
+    manual = manual_mask(results)
+    auto = results.loc[~manual & (results["competencies"] != "")]
     if auto.empty:
         return pd.DataFrame()
     long = auto.assign(competency=auto["competencies"].str.split(";")).explode("competency")
@@ -154,7 +155,7 @@ def competency_matrix(results):
     sums = long.groupby(["resident", "competency"])[["points", "max_points"]].sum()
     sums = sums.loc[sums["max_points"] > 0]
     mat = (100.0 * sums["points"] / sums["max_points"]).unstack("competency")
-    overall = results.loc[~results["needs_manual"]].groupby("resident")[["points", "max_points"]].sum()
+    overall = results.loc[~manual].groupby("resident")[["points", "max_points"]].sum()
     score = (overall["points"] / overall["max_points"].where(overall["max_points"] > 0)).fillna(0)
     order = sorted(mat.index, key=lambda r: (-score.get(r, 0.0), r))
     cols = sorted(mat.columns, key=lambda c: (mat[c].mean(), c))
@@ -273,9 +274,12 @@ def plot_common_failures(failures) -> str | None:
     ax.set_title(f"Most common failed checks and misconceptions (top {len(top)})")
     from matplotlib.patches import Patch
 
-    ax.legend(handles=[Patch(color=_ORANGE, label="misconception matched"),
-                       Patch(color=_BLUE, label="check failed / wrong value")],
-              loc="lower right", fontsize=8, frameon=False)
+    kinds = set(top["kind"])
+    handles = [Patch(color=_ORANGE, label="misconception matched")] * ("misconception" in kinds)
+    handles += [Patch(color=_BLUE, label="check failed / wrong value")] * ("check" in kinds)
+    # Below the axes, so it never covers a bar or its count.
+    fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8,
+               frameon=False)
     ax.grid(axis="x", color="#e2e8f0")
     ax.set_axisbelow(True)
     return _png(fig)

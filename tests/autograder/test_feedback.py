@@ -144,7 +144,7 @@ def test_page_per_status_with_messages_and_next_steps(course):
     [
         ("error", "kernel_died", "The Python kernel running your notebook stopped"),
         ("timeout", "timeout", "ran past the time limit (30 s)"),
-        ("not attempted", "ok", "`n_adults` is still empty"),
+        ("not attempted", "ok", "n_adults is still empty"),
         ("failed", "ok", "Fix the answer cell of Question 1.1"),
     ],
 )
@@ -157,12 +157,15 @@ def test_advice_follows_the_status(course, status, sub_status, expect):
 
 
 def test_resident_text_is_escaped(course):
-    evil = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    evil = '<script>alert("x")</script><img src=x onerror=alert(1)> `<b>x</b>`'
     rows = _frame([_row(resident="r<i>1", status="error", points=0.0,
-                        message=f"NameError: {evil}")])
+                        message=f"NameError: {evil} in `cohort_tabel`")])
     html = render_feedback(rows, resident="r<i>1", module="m1", info=load_module_info(course, "m1"))
     assert "<script" not in html and "<img" not in html and "<i>" not in html
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
+    # Backticked names become <code>, and only those.
+    assert "in <code>cohort_tabel</code>" in html
+    assert "<code><b>" not in html
 
 
 def test_write_feedback_places_pages_where_nbgrader_returns_them(course):
