@@ -276,7 +276,7 @@ def build(b) -> None:
         checks=_fmt(SERIES_CHECKS, v="ldl_missing_pct"), hidden=Q1_1_HIDDEN,
         compare=series, competencies=["data-quality", "missing-data", "site-comparison"],
         misconceptions=[("all_types", "_mis_all_types", "mis_q1_1_all_types"),
-                        ("fraction", "_mis_ldl_fraction", "mis_fraction")])
+                        ("ldl_fraction", "_mis_ldl_fraction", "mis_fraction")])
 
     b.md("s2", "q2_1")
     b.question(
@@ -284,7 +284,7 @@ def build(b) -> None:
         checks=_fmt(SERIES_CHECKS, v="nonstandard_unit_pct"), hidden=Q2_1_HIDDEN,
         compare=series, competencies=["data-quality", "units", "site-comparison"],
         misconceptions=[("glucose_only", "_mis_glucose_only", "mis_q2_1_glucose_only"),
-                        ("fraction", "_mis_unit_fraction", "mis_fraction")])
+                        ("unit_fraction", "_mis_unit_fraction", "mis_fraction")])
     b.md("q2_2")
     n_events = ("len(condition_occurrence) + len(drug_exposure) + len(measurement)")
     b.question(
