@@ -121,6 +121,13 @@ class DrylabNotebookClient(PapermillNotebookClient):
             except _Stop as stop:
                 self._stop(index, stop.reason, stop.message)
                 break
+            except (KeyError, TypeError, ValueError) as exc:
+                # nbclient could not read the kernel's messages: the resident's code broke
+                # the protocol (e.g. patched json.dumps, which the kernel's session uses)
+                self._stop(index, "kernel_died",
+                           f"the kernel stopped speaking the Jupyter protocol in cell {index} "
+                           f"({type(exc).__name__}: {exc})")
+                break
             except (DeadKernelError, CellControlSignal, RuntimeError, OSError) as exc:
                 if self.watchdog is not None and self.watchdog.fired:
                     self._stop(index, "timeout",
@@ -276,6 +283,10 @@ def execute_notebook(nb, kernel, *, parameters: dict | None = None,
         )
     duration = time.perf_counter() - t0
     client = holder.get("client")
+    if sandbox is not None:
+        # Nothing of the resident may run on while the grader reads the answer files, and
+        # none of them may be a link out of the workdir (into the reference cache, say).
+        sandbox.seal()
     if sandbox is not None and getattr(client, "stop_reason", None) == "kernel_died":
         why = sandbox.explain_death()  # memory / process limit, from the cgroup counters
         if why:

@@ -36,6 +36,7 @@ import pwd
 import resource
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -545,7 +546,9 @@ class Sandbox:
         lim = self.limits
         mb = 1024 * 1024
         r = {
-            "RLIMIT_NPROC": [lim.pids, lim.pids],
+            # a little above pids.max, so a fork bomb meets the cgroup first and its counter
+            # tells explain_death() what happened
+            "RLIMIT_NPROC": [lim.pids + 16] * 2,
             "RLIMIT_NOFILE": [lim.open_files, lim.open_files],
             "RLIMIT_FSIZE": [lim.file_size_mb * mb] * 2,
             "RLIMIT_CORE": [0, 0],
@@ -665,6 +668,34 @@ class Sandbox:
 
     # -- after the run ---------------------------------------------------------------------
 
+    def kill_all(self) -> None:
+        """SIGKILL every process of the kernel (its cgroups, then anything left of its uid)."""
+        for _, path in self._cgroups.values():
+            self._empty_cgroup(path)
+        for _ in range(20):
+            if not _kill_uid(self.uid):
+                break
+            time.sleep(0.02)
+
+    def seal(self) -> list[str]:
+        """Stop the kernel for good and make its workdir safe to read from outside.
+
+        Kills every process of the sandbox, so nothing can change the workdir any more, then
+        removes whatever in it is not a plain file or directory (symlinks, FIFOs, sockets,
+        device nodes): the grader, with more rights than the kernel, reads the answer files
+        by path afterwards. Returns the removed paths, relative to the workdir.
+        """
+        self.kill_all()
+        removed = []
+        for root, dirs, files in os.walk(self.workdir, followlinks=False):
+            for name in dirs + files:
+                path = os.path.join(root, name)
+                mode = os.lstat(path).st_mode
+                if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                    os.unlink(path)
+                    removed.append(os.path.relpath(path, self.workdir))
+        return removed
+
     def limit_events(self) -> dict[str, int]:
         """How often the kernel hit its limits: ``{"oom_kill": n, "pids_max": n}``."""
         out = {"oom_kill": 0, "pids_max": 0}
@@ -706,13 +737,8 @@ class Sandbox:
         if self._closed:
             return
         self._closed = True
-        for _, path in self._cgroups.values():
-            self._empty_cgroup(path)
         if hasattr(self, "_lease_fd"):
-            for _ in range(20):
-                if not _kill_uid(self.uid):
-                    break
-                time.sleep(0.02)
+            self.kill_all()
         for _, path in self._cgroups.values():
             for _ in range(50):
                 try:
@@ -780,8 +806,6 @@ def read_output(workdir, relpath, *, max_bytes: int = 64 * 1024 * 1024) -> bytes
             raise
         with os.fdopen(ffd, "rb") as f:
             st = os.fstat(f.fileno())
-            import stat
-
             if not stat.S_ISREG(st.st_mode):
                 raise PermissionError(f"{relpath} is not a regular file")
             if st.st_size > max_bytes:
