@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
+from autograder.checks import check_range, check_subset, check_type, passed
 from synthetic_data import cohort_for
 '''
 
@@ -55,30 +56,25 @@ lab_reference = pd.DataFrame(
 lab_reference
 '''
 
-# Public checks shared by the questions, by answer type.
+# Public checks shared by the questions, by answer type (autograder.checks, then the label).
 SERIES_CHECKS = '''
-assert {v} is not None, "{v} " + {{{{t:msg_not_set}}}}
-assert isinstance({v}, pd.Series), "{v} " + {{{{t:msg_series_type}}}} + " " + type({v}).__name__
-assert sorted({v}.index) == sorted(care_site["care_site_id"]), \\
-    "{v} " + {{{{t:msg_site_index}}}} + " " + str(list({v}.index))
-assert {v}.between(0, 100).all(), "{v} " + {{{{t:msg_percent_range}}}}
-print({{{{t:msg_ok}}}})
+check_type({v}, pd.Series, "{v}")
+check_subset({v}.index, care_site["care_site_id"], "{v}", hint={{{{t:msg_site_index}}}})
+assert len({v}) == len(care_site), "{v}: " + {{{{t:msg_site_index}}}}
+check_range({v}, 0, 100, "{v}", "%")
+passed({{{{t:question}}}} + " {num}")
 '''
 
 COUNT_CHECKS = '''
-assert {v} is not None, "{v} " + {{{{t:msg_not_set}}}}
-assert isinstance({v}, int) and not isinstance({v}, bool), \\
-    "{v} " + {{{{t:msg_int_type}}}} + " " + type({v}).__name__
-assert 0 <= {v} <= {n}, \
-    "{v} " + {{{{t:msg_count_range}}}} + " " + str({n})
-print({{{{t:msg_ok}}}})
+check_type({v}, int, "{v}")
+check_range({v}, 0, {n}, "{v}", {{{{t:unit_rows}}}})
+passed({{{{t:question}}}} + " {num}")
 '''
 
 PERCENT_CHECKS = '''
-assert {v} is not None, "{v} " + {{{{t:msg_not_set}}}}
-assert isinstance({v}, float), "{v} " + {{{{t:msg_float_type}}}} + " " + type({v}).__name__
-assert 0 <= {v} <= 100, "{v} " + {{{{t:msg_percent_range}}}}
-print({{{{t:msg_ok}}}})
+check_type({v}, float, "{v}")
+check_range({v}, 0, 100, "{v}", "%")
+passed({{{{t:question}}}} + " {num}")
 '''
 
 # The site of a row in the hidden regions: the patient's care site, as the notebook says.
@@ -267,13 +263,13 @@ def build(b) -> None:
     b.locked("lab_reference", REFERENCE)
     b.md("site_rule")
 
-    series = {"kind": "series", "rtol": 1e-4, "atol": 1e-6}
+    series = {"kind": "series", "rtol": 1e-4, "atol": 1e-6, "sort_by": "index"}
     exact = {"kind": "exact"}
 
     b.md("s1", "q1_1")
     b.question(
         "q1_1_ldl_missing", points=2, answer="ldl_missing_pct", solution=Q1_1,
-        checks=_fmt(SERIES_CHECKS, v="ldl_missing_pct"), hidden=Q1_1_HIDDEN,
+        checks=_fmt(SERIES_CHECKS, v="ldl_missing_pct", num="1.1"), hidden=Q1_1_HIDDEN,
         compare=series, competencies=["data-quality", "missing-data", "site-comparison"],
         misconceptions=[("all_types", "_mis_all_types", "mis_q1_1_all_types"),
                         ("ldl_fraction", "_mis_ldl_fraction", "mis_fraction")])
@@ -281,7 +277,7 @@ def build(b) -> None:
     b.md("s2", "q2_1")
     b.question(
         "q2_1_nonstandard_units", points=2, answer="nonstandard_unit_pct", solution=Q2_1,
-        checks=_fmt(SERIES_CHECKS, v="nonstandard_unit_pct"), hidden=Q2_1_HIDDEN,
+        checks=_fmt(SERIES_CHECKS, v="nonstandard_unit_pct", num="2.1"), hidden=Q2_1_HIDDEN,
         compare=series, competencies=["data-quality", "units", "site-comparison"],
         misconceptions=[("glucose_only", "_mis_glucose_only", "mis_q2_1_glucose_only"),
                         ("unit_fraction", "_mis_unit_fraction", "mis_fraction")])
@@ -289,8 +285,8 @@ def build(b) -> None:
     n_events = ("len(condition_occurrence) + len(drug_exposure) + len(measurement)")
     b.question(
         "q2_2_orphan_events", points=1, answer="n_orphan_events", solution=Q2_2,
-        checks=_fmt(COUNT_CHECKS, v="n_orphan_events", n=n_events)
-        + '\nassert n_orphan_events > 0, "n_orphan_events " + {{t:msg_orphans_zero}}',
+        checks=_fmt(COUNT_CHECKS, v="n_orphan_events", n=n_events, num="2.2")
+        + '\nassert n_orphan_events > 0, "n_orphan_events: " + {{t:msg_orphans_zero}}',
         hidden=Q2_2_HIDDEN, compare=exact, competencies=["data-quality", "joins"],
         misconceptions=[("measurement_only", "_mis_measurement_only",
                          "mis_q2_2_measurement_only")])
@@ -298,19 +294,20 @@ def build(b) -> None:
     b.md("s3", "q3_1")
     b.question(
         "q3_1_implausible", points=2, answer="n_implausible", solution=Q3_1,
-        checks=_fmt(COUNT_CHECKS, v="n_implausible", n="len(measurement)"),
+        checks=_fmt(COUNT_CHECKS, v="n_implausible", n="len(measurement)", num="3.1"),
         hidden=Q3_1_HIDDEN, compare=exact, competencies=["data-quality", "units"],
         misconceptions=[("all_units", "_mis_all_units", "mis_q3_1_all_units")])
     b.md("q3_2")
     b.question(
         "q3_2_sex_implausible", points=1, answer="n_sex_implausible", solution=Q3_2,
-        checks=_fmt(COUNT_CHECKS, v="n_sex_implausible", n="len(condition_occurrence)"),
+        checks=_fmt(COUNT_CHECKS, v="n_sex_implausible", n="len(condition_occurrence)",
+                    num="3.2"),
         hidden=Q3_2_HIDDEN, compare=exact, competencies=["data-quality", "joins"],
         misconceptions=[("one_direction", "_mis_one_direction", "mis_q3_2_one_direction")])
     b.md("q3_3")
     b.question(
         "q3_3_visit_after_death", points=1, answer="pct_deceased_visit_after_death",
-        solution=Q3_3, checks=_fmt(PERCENT_CHECKS, v="pct_deceased_visit_after_death"),
+        solution=Q3_3, checks=_fmt(PERCENT_CHECKS, v="pct_deceased_visit_after_death", num="3.3"),
         hidden=Q3_3_HIDDEN, compare={"kind": "number", "atol": 0.01, "rtol": 0.0},
         competencies=["data-quality", "temporal-logic"],
         misconceptions=[("all_patients", "_mis_all_patients", "mis_q3_3_all_patients"),
@@ -318,7 +315,8 @@ def build(b) -> None:
     b.md("q3_4")
     b.question(
         "q3_4_duplicates", points=1, answer="n_duplicate_measurements", solution=Q3_4,
-        checks=_fmt(COUNT_CHECKS, v="n_duplicate_measurements", n="len(measurement)"),
+        checks=_fmt(COUNT_CHECKS, v="n_duplicate_measurements", n="len(measurement)",
+                    num="3.4"),
         hidden=Q3_4_HIDDEN, compare=exact, competencies=["data-quality"],
         misconceptions=[("keep_false", "_mis_keep_false", "mis_q3_4_keep_false"),
                         ("with_id", "_mis_with_id", "mis_q3_4_with_id")])

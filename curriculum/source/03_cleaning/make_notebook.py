@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
+from autograder.checks import check_range, check_subset, check_type, passed
 from synthetic_data import cohort_for
 '''
 
@@ -70,23 +71,22 @@ def log_step(step, table, rows_affected, action):
                           "rows_affected": int(rows_affected), "action": action}
 '''
 
-NOT_SET = '''
-assert {v} is not None, "{v} " + {{{{t:msg_not_set}}}}
+# Public checks by answer type (autograder.checks); the state checks of a step follow them.
+FLOAT_GLUCOSE = '''
+check_type({v}, float, "{v}")
+check_range({v}, 50, 400, "{v}", "mg/dL")
 '''
 
-FLOAT_GLUCOSE = NOT_SET + '''
-assert isinstance({v}, float), "{v} " + {{{{t:msg_float_type}}}} + " " + type({v}).__name__
-assert 50 <= {v} <= 400, "{v} " + {{{{t:msg_glucose_range}}}}
+COUNT = '''
+check_type({v}, int, "{v}")
+check_range({v}, 0, {n}, "{v}", {{{{t:unit_rows}}}})
 '''
 
-COUNT = NOT_SET + '''
-assert isinstance({v}, int) and not isinstance({v}, bool), \\
-    "{v} " + {{{{t:msg_int_type}}}} + " " + type({v}).__name__
-assert 0 <= {v} <= {n}, "{v} " + {{{{t:msg_count_range}}}} + " " + str({n})
-'''
-
-OK = '''
-print({{t:msg_ok}})
+SERIES_GLUCOSE = '''
+check_type({v}, pd.Series, "{v}")
+check_subset({v}.index, care_site["care_site_id"], "{v}", hint={{{{t:msg_site_index}}}})
+assert len({v}) == len(care_site), "{v}: " + {{{{t:msg_site_index}}}}
+check_range({v}, 50, 400, "{v}", "mg/dL")
 '''
 
 # The conversion and the plausible range, as the hidden regions recompute them from _raw.
@@ -260,12 +260,7 @@ glucose_by_site_clean = meas.loc[glucose, "value_as_number"].groupby(
 glucose_by_site_clean
 '''
 
-SERIES_GLUCOSE = NOT_SET + '''
-assert isinstance({v}, pd.Series), "{v} " + {{{{t:msg_series_type}}}} + " " + type({v}).__name__
-assert sorted({v}.index) == sorted(care_site["care_site_id"]), \\
-    "{v} " + {{{{t:msg_site_index}}}} + " " + str(list({v}.index))
-assert {v}.between(50, 400).all(), "{v} " + {{{{t:msg_glucose_range}}}}
-'''
+
 
 Q6_1_HIDDEN = '''
 _m = _raw["measurement"]
@@ -291,7 +286,7 @@ for ax, (concept_id, label) in zip(
                          {{t:plot_clean}}: site_means(meas, person_clean, concept_id)})
     both.rename(index=site_names).plot.bar(ax=ax, rot=0)
     for bars in ax.containers:
-        ax.bar_label(bars, fmt="%.1f", fontsize=8)
+        ax.bar_label(bars, fmt="%.2f", fontsize=8)
     ax.set_title(label)
     ax.set_xlabel("")
     ax.tick_params(axis="x", labelsize=8)
@@ -302,9 +297,10 @@ pd.DataFrame(list(cleaning_log.values())).style.set_caption({{t:log_caption}})
 '''
 
 
-def _checks(template: str, state: str = "", **names) -> str:
+def _checks(template: str, state: str = "", *, num: str, **names) -> str:
     """Public checks: the answer's type and range, then the working copies' state."""
-    parts = (template.format(**names), state, OK)
+    done = f'passed({{{{t:question}}}} + " {num}")'
+    parts = (template.format(**names), state, done)
     return "\n".join(part.strip("\n") for part in parts if part.strip())
 
 
@@ -324,7 +320,7 @@ def build(b) -> None:
     b.md("s1", "q1_1")
     b.question(
         "q1_1_glucose_mgdl", points=2, answer="mean_glucose_mgdl", solution=Q1_1,
-        checks=_checks(FLOAT_GLUCOSE, Q1_1_STATE, v="mean_glucose_mgdl"), hidden=Q1_1_HIDDEN,
+        checks=_checks(FLOAT_GLUCOSE, Q1_1_STATE, v="mean_glucose_mgdl", num="1.1"), hidden=Q1_1_HIDDEN,
         compare=number, competencies=["units", "data-cleaning"],
         misconceptions=[("mean_before_units", "_mis_mean_before_units",
                          "mis_q1_1_before_units"),
@@ -333,7 +329,8 @@ def build(b) -> None:
     b.md("s2", "q2_1")
     b.question(
         "q2_1_implausible", points=1, answer="n_implausible_removed", solution=Q2_1,
-        checks=_checks(COUNT, Q2_1_STATE, v="n_implausible_removed", n="len(meas)"),
+        checks=_checks(COUNT, Q2_1_STATE, v="n_implausible_removed", n="len(meas)",
+                       num="2.1"),
         hidden=Q2_1_HIDDEN, compare=exact, competencies=["data-cleaning", "units"],
         misconceptions=[("range_before_units", "_mis_range_before_units",
                          "mis_q2_1_before_units"),
@@ -341,14 +338,14 @@ def build(b) -> None:
     b.md("q2_2")
     b.question(
         "q2_2_censored", points=2, answer="mean_glucose_censored", solution=Q2_2,
-        checks=_checks(FLOAT_GLUCOSE, Q2_2_STATE, v="mean_glucose_censored"),
+        checks=_checks(FLOAT_GLUCOSE, Q2_2_STATE, v="mean_glucose_censored", num="2.2"),
         hidden=Q2_2_HIDDEN, compare=number, competencies=["data-cleaning", "missing-data"],
         misconceptions=[("left_missing", "_mis_left_missing", "mis_q2_2_left_missing")])
 
     b.md("s3", "q3_1")
     b.question(
         "q3_1_t2d_rows", points=2, answer="n_t2d_rows", solution=Q3_1,
-        checks=_checks(COUNT, Q3_1_STATE, v="n_t2d_rows", n="len(cond)"),
+        checks=_checks(COUNT, Q3_1_STATE, v="n_t2d_rows", n="len(cond)", num="3.1"),
         hidden=Q3_1_HIDDEN, compare=exact, competencies=["code-systems", "data-cleaning"],
         misconceptions=[("no_local", "_mis_no_local", "mis_q3_1_no_local"),
                         ("icd10_only", "_mis_icd10_only", "mis_q3_1_icd10_only")])
@@ -358,7 +355,8 @@ def build(b) -> None:
     b.md("s4_patients", "q4_1")
     b.question(
         "q4_1_duplicate_patients", points=2, answer="n_duplicate_patients", solution=Q4_1,
-        checks=_checks(COUNT, Q4_1_STATE, v="n_duplicate_patients", n="len(person)"),
+        checks=_checks(COUNT, Q4_1_STATE, v="n_duplicate_patients", n="len(person)",
+                       num="4.1"),
         hidden=Q4_1_HIDDEN, compare=exact, competencies=["data-cleaning", "joins"],
         misconceptions=[("demographics", "_mis_demographics", "mis_q4_1_demographics")])
 
@@ -368,8 +366,8 @@ def build(b) -> None:
     b.md("s6", "q6_1")
     b.question(
         "q6_1_glucose_by_site", points=2, answer="glucose_by_site_clean", solution=Q6_1,
-        checks=_checks(SERIES_GLUCOSE, v="glucose_by_site_clean"), hidden=Q6_1_HIDDEN,
-        compare={"kind": "series", "rtol": 1e-4, "atol": 0.01},
+        checks=_checks(SERIES_GLUCOSE, v="glucose_by_site_clean", num="6.1"), hidden=Q6_1_HIDDEN,
+        compare={"kind": "series", "rtol": 1e-4, "atol": 0.01, "sort_by": "index"},
         competencies=["data-cleaning", "site-comparison"],
         misconceptions=[("raw", "_mis_raw", "mis_q6_1_raw")])
     b.md("compare_intro")
