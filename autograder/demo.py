@@ -145,11 +145,28 @@ def questions_of(source_nb: dict) -> list[Question]:
 
 @dataclass(frozen=True)
 class Variant:
-    """A wrong answer a resident would plausibly give, for one question."""
+    """A wrong answer a resident would plausibly give, for one question.
 
-    question: str  # grade_id of the test cell it targets
-    id: str  # the misconception id the grader should report
-    code: str  # the whole answer cell
+    Attributes
+    ----------
+    question : str
+        grade_id of the test cell it targets.
+    id : str
+        The variant's id; the grader reports it when it is one of the question's
+        ``metadata.drylab.misconceptions`` (``targeted``).
+    region : str
+        What the resident wrote in place of the answer cell's solution region.
+    message : str
+        Text the grader's message must contain ("" when the variants file names none).
+    targeted : bool
+        Whether the grader should report ``id`` as the matched misconception.
+    """
+
+    question: str
+    id: str
+    region: str
+    message: str = ""
+    targeted: bool = True
 
 
 def _first(entry: dict, *keys: str, default=None):
@@ -160,41 +177,37 @@ def _first(entry: dict, *keys: str, default=None):
 
 
 def _variants_from_yaml(path: Path, questions: dict[str, Question]) -> list[Variant]:
-    """Read ``misconceptions.yml`` (the curriculum's variants file).
+    """Read a module's ``misconceptions.yml`` (the curriculum's variants file).
 
-    Accepted shapes: a list of entries, a mapping with a ``misconceptions`` / ``variants``
-    list, or a mapping ``question -> list of entries``. An entry names the question
-    (``question`` / ``grade_id`` / ``test``), the misconception ``id`` and the wrong answer
-    cell (``code`` / ``answer`` / ``source``).
+    The curriculum writes a list of entries ``{id, question, replace, expect_message}``:
+    ``replace`` goes in place of the solution region of the question's answer cell, and the
+    grader's message must contain ``expect_message``. Also accepted: ``code`` / ``answer``
+    for ``replace``, ``message`` for ``expect_message``, and the list under a
+    ``misconceptions`` / ``variants`` key.
     """
     import yaml
 
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
     if isinstance(data, dict):
-        for key in ("misconceptions", "variants"):
-            if isinstance(data.get(key), list):
-                data = data[key]
-                break
-        else:
-            data = [
-                {**entry, "question": q}
-                for q, entries in data.items()
-                for entry in (entries if isinstance(entries, list) else [entries])
-                if isinstance(entry, dict)
-            ]
+        data = data.get("misconceptions") or data.get("variants") or []
     out = []
     for entry in data if isinstance(data, list) else []:
         if not isinstance(entry, dict):
             continue
-        question = _first(entry, "question", "grade_id", "test", "target")
-        mis_id = _first(entry, "id", "misconception", "name")
-        code = _first(entry, "code", "answer", "source", "replacement")
-        if question in questions and mis_id and isinstance(code, str):
-            out.append(Variant(str(question), str(mis_id), code))
+        question = str(_first(entry, "question", "grade_id", default=""))
+        mis_id = str(_first(entry, "id", "misconception", default=""))
+        region = _first(entry, "replace", "code", "answer")
+        q = questions.get(question)
+        if q is None or not mis_id or not isinstance(region, str):
+            continue
+        known = {str(m.get("id")) for m in q.misconceptions}
+        out.append(Variant(question, mis_id, region,
+                           str(_first(entry, "expect_message", "message", default="")),
+                           targeted=mis_id in known))
     return out
 
 
-def _variant_from_hidden(q: Question, base_code: str) -> list[Variant]:
+def _variant_from_hidden(q: Question, solution: str) -> list[Variant]:
     """Variants built from the hidden tests when the module has no misconceptions.yml.
 
     The contract has each misconception's value computed in the hidden region from the
@@ -223,10 +236,36 @@ def _variant_from_hidden(q: Question, base_code: str) -> list[Variant]:
                 break
         else:
             continue
-        code = (base_code.rstrip("\n") + "\n# a plausible mistake\n" + "\n".join(kept)
-                + f"\n{q.answer} = {target}\n")
-        out.append(Variant(q.grade_id, str(mis["id"]), code))
+        region = (solution.rstrip("\n") + "\n# a plausible mistake\n" + "\n".join(kept)
+                  + f"\n{q.answer} = {target}\n")
+        out.append(Variant(q.grade_id, str(mis["id"]), region))
     return out
+
+
+def replace_solution(source: str, region: str) -> str:
+    """The answer cell with its solution region (markers included) replaced by ``region``.
+
+    ``region`` keeps the indentation of the ``### BEGIN SOLUTION`` line. A cell without
+    markers is replaced whole.
+    """
+    lines = source.splitlines(keepends=True)
+    begin = next((i for i, ln in enumerate(lines) if "### BEGIN SOLUTION" in ln), None)
+    end = next((i for i, ln in enumerate(lines) if "### END SOLUTION" in ln), None)
+    if begin is None or end is None or end < begin:
+        return region
+    indent = lines[begin][: len(lines[begin]) - len(lines[begin].lstrip())]
+    body = "".join(indent + ln if ln.strip() else ln
+                   for ln in region.rstrip("\n").splitlines(keepends=True)) + "\n"
+    return "".join(lines[:begin]) + body + "".join(lines[end + 1:])
+
+
+def _solution_region(source: str) -> str:
+    """The text between the solution markers (dedented one level), or the whole cell."""
+    import textwrap
+
+    m = re.search(r"^[ \t]*### BEGIN SOLUTION[^\n]*\n(.*?)^[ \t]*### END SOLUTION", source,
+                  flags=re.S | re.M)
+    return textwrap.dedent(m.group(1)) if m else source
 
 
 def module_variants(course_dir: Path, module: str) -> list[Variant]:
@@ -238,11 +277,11 @@ def module_variants(course_dir: Path, module: str) -> list[Variant]:
         variants = _variants_from_yaml(yml, questions)
         if variants:
             return variants
-    solutions = {
-        _nbg(c).get("grade_id"): solution_text(_text(c)) for c in source_nb.get("cells", [])
+    regions = {
+        _nbg(c).get("grade_id"): _solution_region(_text(c)) for c in source_nb.get("cells", [])
     }
     return [v for q in questions.values()
-            for v in _variant_from_hidden(q, solutions.get(q.answer_cell, ""))]
+            for v in _variant_from_hidden(q, regions.get(q.answer_cell, ""))]
 
 
 # ----------------------------------------------------------------------------- the class
@@ -252,15 +291,16 @@ def module_variants(course_dir: Path, module: str) -> list[Variant]:
 class Plan:
     """What one simulated submission should get, checked after grading.
 
-    ``expect`` maps a question's grade_id to ``(status, misconception)``; ``misconception``
-    is ``None`` when any is fine. ``all_auto`` is a status every automatic question should
+    ``expect`` maps a question's grade_id to ``(status, misconception, message)``:
+    ``misconception`` is ``None`` when any is fine, ``message`` a text the grader's message
+    must contain ("" for any). ``all_auto`` is a status every automatic question should
     have (``None``: no such rule); ``some`` a status at least one question should have.
     """
 
     resident: str
     module: str
     role: str
-    expect: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    expect: dict[str, tuple[str, str | None, str]] = field(default_factory=dict)
     all_auto: str | None = None
     some: str | None = None
 
@@ -301,6 +341,7 @@ def simulate_class(course_dir: str | os.PathLike, modules: list[str],
         release_nb = _read_nb(course_dir / "release" / module / f"{module}.ipynb")
         questions = questions_of(source_nb)
         solution = _answers(source_nb)
+        sources = {_nbg(c).get("grade_id"): _text(c) for c in source_nb.get("cells", [])}
         variants = module_variants(course_dir, module)
         mis_residents = by_role.get("misconception", [])
         for resident in roster:
@@ -319,26 +360,28 @@ def simulate_class(course_dir: str | os.PathLike, modules: list[str],
                     if v.question in seen:
                         continue
                     seen.add(v.question)
-                    answers[next(q.answer_cell for q in questions if q.grade_id == v.question)] = v.code
-                    plan.expect[v.question] = ("failed", v.id)
+                    cell = next(q.answer_cell for q in questions if q.grade_id == v.question)
+                    answers[cell] = replace_solution(sources[cell], v.region)
+                    plan.expect[v.question] = ("failed", v.id if v.targeted else None,
+                                               v.message)
                 for q in questions:
                     if q.grade_id not in seen:
-                        plan.expect[q.grade_id] = ("passed", "")
+                        plan.expect[q.grade_id] = ("passed", "", "")
             elif role == "partial" and questions:
                 first = questions[0]
                 answers.pop(first.answer_cell, None)  # left as released
-                plan.expect[first.grade_id] = ("not attempted", "")
+                plan.expect[first.grade_id] = ("not attempted", "", "")
                 if len(questions) > 1 and questions[-1].answer:
                     last = questions[-1]
                     answers[last.answer_cell] = TYPO_CODE.format(answer=last.answer)
-                    plan.expect[last.grade_id] = ("error", "")
+                    plan.expect[last.grade_id] = ("error", "", "NameError")
             elif role in ("crash", "loop") and questions and m_index == 0:
                 # In the middle of the first module: earlier questions still score.
                 q = questions[len(questions) // 2]
                 answers[q.answer_cell] = CRASH_CODE if role == "crash" else LOOP_CODE
                 plan.some = "error" if role == "crash" else "timeout"
                 for earlier in questions[: len(questions) // 2]:
-                    plan.expect[earlier.grade_id] = ("passed", "")
+                    plan.expect[earlier.grade_id] = ("passed", "", "")
             elif role in ("crash", "loop"):
                 plan.all_auto = "passed"
             elif role == "empty":
@@ -398,22 +441,25 @@ def check_plans(plans: list[Plan], results,
                                                                    auto["status"], strict=True)))
         if plan.some and plan.some not in set(auto["status"]):
             problems.append(f"expected a question with status {plan.some}")
-        for q, (want, want_mis) in plan.expect.items():
-            if (status.get(q) == "passed" and want == "failed" and want_mis
-                    and course_dir is not None
+        for q, (want, want_mis, want_msg) in plan.expect.items():
+            got, got_mis, got_msg = status.get(q), mis.get(q, ""), message.get(q, "")
+            if (got == "passed" and want == "failed" and want_mis and course_dir is not None
                     and indistinguishable(course_dir, plan.module, plan.resident, q, want_mis)):
                 continue
-            if status.get(q) != want:
-                problems.append(f"{q}: expected {want}, got {status.get(q)}")
-            elif want_mis is not None and mis.get(q, "") != want_mis:
-                # A public check may catch the wrong answer before the value is compared
-                # (e.g. a mean in mg/dL fails "between 1 and 30 mmol/L"); its own message
-                # teaches, and no misconception is matched then. That is as designed.
-                caught_by_check = (mis.get(q, "") == "" and want_mis
-                                   and not message.get(q, "").startswith("does not match"))
+            if got != want:
+                problems.append(f"{q}: expected {want}, got {got} ({got_msg})")
+                continue
+            if want_msg and want_msg not in got_msg:
+                problems.append(f"{q}: expected a message with {want_msg!r}, got {got_msg!r}")
+            if want_mis is not None and got_mis != want_mis:
+                # A variant made from the hidden tests (no variants file, so no expected
+                # message) may be caught by a public check before the value is compared,
+                # e.g. a mean in mg/dL fails "between 1 and 30 mmol/L"; that check's own
+                # message teaches, and no misconception is matched then, as designed.
+                caught_by_check = (not want_msg and got_mis == ""
+                                   and not got_msg.startswith("does not match"))
                 if not caught_by_check:
-                    problems.append(
-                        f"{q}: expected misconception {want_mis!r}, got {mis.get(q)!r}")
+                    problems.append(f"{q}: expected misconception {want_mis!r}, got {got_mis!r}")
         out[(plan.resident, plan.module)] = problems
     return out
 
