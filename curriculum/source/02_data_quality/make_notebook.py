@@ -88,7 +88,6 @@ site_of_patient = person[["person_id", "care_site_id"]]
 ldl = measurement.loc[measurement["measurement_concept_id"] == 3028437]
 ldl = ldl.merge(site_of_patient, on="person_id")
 ldl_missing_pct = ldl["value_as_number"].isna().groupby(ldl["care_site_id"]).mean() * 100
-ldl_missing_pct
 '''
 
 Q1_1_HIDDEN = HIDDEN_SITE + '''
@@ -103,7 +102,6 @@ m = m.merge(lab_reference[["measurement_concept_id", "standard_unit_concept_id"]
             on="measurement_concept_id")
 nonstandard = m["unit_concept_id"] != m["standard_unit_concept_id"]
 nonstandard_unit_pct = nonstandard.groupby(m["care_site_id"]).mean() * 100
-nonstandard_unit_pct
 '''
 
 Q2_1_HIDDEN = HIDDEN_SITE + '''
@@ -121,7 +119,6 @@ n_orphan_events = 0
 for events in [condition_occurrence, drug_exposure, measurement]:
     orphan = ~events["visit_occurrence_id"].isin(known_visits)
     n_orphan_events += int(orphan.sum())
-n_orphan_events
 '''
 
 Q2_2_HIDDEN = '''
@@ -135,7 +132,6 @@ in_standard_unit = m["unit_concept_id"] == m["standard_unit_concept_id"]
 has_value = m["value_as_number"].notna()
 outside = ~m["value_as_number"].between(m["plausible_low"], m["plausible_high"])
 n_implausible = int((in_standard_unit & has_value & outside).sum())
-n_implausible
 '''
 
 Q3_1_HIDDEN = '''
@@ -150,7 +146,6 @@ c = condition_occurrence.merge(person[["person_id", "gender_concept_id"]], on="p
 gdm_in_men = (c["condition_concept_id"] == 4024659) & (c["gender_concept_id"] == 8507)
 bph_in_women = (c["condition_concept_id"] == 198803) & (c["gender_concept_id"] == 8532)
 n_sex_implausible = int((gdm_in_men | bph_in_women).sum())
-n_sex_implausible
 '''
 
 Q3_2_HIDDEN = '''
@@ -164,21 +159,17 @@ Q3_3 = '''
 v = visit_occurrence.merge(death[["person_id", "death_date"]], on="person_id")
 after_death = v.loc[v["visit_start_date"] > v["death_date"], "person_id"].nunique()
 pct_deceased_visit_after_death = float(after_death / death["person_id"].nunique() * 100)
-pct_deceased_visit_after_death
 '''
 
 Q3_3_HIDDEN = '''
 _v = _raw["visit_occurrence"].merge(_raw["death"][["person_id", "death_date"]], on="person_id")
 _after = _v.loc[_v["visit_start_date"] > _v["death_date"], "person_id"].nunique()
 _mis_all_patients = float(_after / _raw["person"]["person_id"].nunique() * 100)
-_on_or_after = _v.loc[_v["visit_start_date"] >= _v["death_date"], "person_id"].nunique()
-_mis_on_or_after = float(_on_or_after / _raw["death"]["person_id"].nunique() * 100)
 '''
 
 Q3_4 = '''
 content = [col for col in measurement.columns if col != "measurement_id"]
 n_duplicate_measurements = int(measurement.duplicated(subset=content, keep="first").sum())
-n_duplicate_measurements
 '''
 
 Q3_4_HIDDEN = '''
@@ -310,8 +301,7 @@ def build(b) -> None:
         solution=Q3_3, checks=_fmt(PERCENT_CHECKS, v="pct_deceased_visit_after_death", num="3.3"),
         hidden=Q3_3_HIDDEN, compare={"kind": "number", "atol": 0.01, "rtol": 0.0},
         competencies=["data-quality", "temporal-logic"],
-        misconceptions=[("all_patients", "_mis_all_patients", "mis_q3_3_all_patients"),
-                        ("on_or_after", "_mis_on_or_after", "mis_q3_3_on_or_after")])
+        misconceptions=[("all_patients", "_mis_all_patients", "mis_q3_3_all_patients")])
     b.md("q3_4")
     b.question(
         "q3_4_duplicates", points=1, answer="n_duplicate_measurements", solution=Q3_4,

@@ -111,7 +111,6 @@ log_step("units", "measurement", rows.sum(), "converted mmol/L and umol/L result
 
 glucose = meas["measurement_concept_id"] == 3037110
 mean_glucose_mgdl = float(meas.loc[glucose, "value_as_number"].mean())
-mean_glucose_mgdl
 '''
 
 Q1_1_STATE = '''
@@ -133,7 +132,6 @@ meas.loc[implausible, "value_as_number"] = float("nan")
 n_implausible_removed = int(implausible.sum())
 log_step("implausible values", "measurement", n_implausible_removed,
          "set values outside the plausible range to missing")
-n_implausible_removed
 '''
 
 Q2_1_STATE = '''
@@ -155,7 +153,6 @@ log_step("censored values", "measurement", censored.sum(),
 
 glucose = meas["measurement_concept_id"] == 3037110
 mean_glucose_censored = float(meas.loc[glucose, "value_as_number"].mean())
-mean_glucose_censored
 '''
 
 Q2_2_STATE = '''
@@ -225,7 +222,6 @@ log_step("duplicate patients", "person", len(duplicate_person_ids),
 log_step("rows of duplicate patients", "measurement", their_rows.sum(),
          "dropped the measurements of the re-registrations")
 n_duplicate_patients = len(duplicate_person_ids)
-n_duplicate_patients
 '''
 
 Q4_1_STATE = '''
@@ -257,7 +253,6 @@ site = meas["person_id"].map(person_clean.set_index("person_id")["care_site_id"]
 glucose = meas["measurement_concept_id"] == 3037110
 glucose_by_site_clean = meas.loc[glucose, "value_as_number"].groupby(
     site[glucose].rename("care_site_id")).mean()
-glucose_by_site_clean
 '''
 
 
