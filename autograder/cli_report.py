@@ -17,17 +17,23 @@ def _course_dir(value: str) -> Path:
     return path
 
 
-def register_feedback(subparsers) -> None:
-    p = subparsers.add_parser(
-        "feedback",
-        help="write each resident's HTML feedback from the grading journal",
-        description="Write COURSE_DIR/feedback/<resident>/<module>/<module>.html for every "
-        "graded submission (nbgrader's place, so release_feedback hands them back).",
-    )
+def _course_verb(subparsers, name: str, func, help: str, description: str):
+    """A sub-parser taking COURSE_DIR whose ``func`` is ``func``; returned for more options."""
+    p = subparsers.add_parser(name, help=help, description=description)
     p.add_argument("course_dir", type=_course_dir, metavar="COURSE_DIR")
+    p.set_defaults(func=func)
+    return p
+
+
+def register_feedback(subparsers) -> None:
+    p = _course_verb(
+        subparsers, "feedback", _feedback,
+        "write each resident's HTML feedback from the grading journal",
+        "Write COURSE_DIR/feedback/<resident>/<module>/<module>.html for every graded "
+        "submission (nbgrader's place, so release_feedback hands them back).",
+    )
     p.add_argument("--cell-timeout", type=float, default=None, metavar="S",
                    help="the per-cell timeout used for grading, quoted in timeout advice")
-    p.set_defaults(func=_feedback)
 
 
 def _feedback(args) -> int:
@@ -39,16 +45,14 @@ def _feedback(args) -> int:
 
 
 def register_export(subparsers) -> None:
-    p = subparsers.add_parser(
-        "export",
-        help="grades.csv / questions.csv (and Parquet) from the grading journal",
-        description="Write grades (resident x module) and questions (resident x module x "
-        "question) as CSV and Parquet, default into COURSE_DIR/export/.",
+    p = _course_verb(
+        subparsers, "export", _export,
+        "grades.csv / questions.csv (and Parquet) from the grading journal",
+        "Write grades (resident x module) and questions (resident x module x question) as "
+        "CSV and Parquet, default into COURSE_DIR/export/.",
     )
-    p.add_argument("course_dir", type=_course_dir, metavar="COURSE_DIR")
     p.add_argument("--out", type=Path, default=None, metavar="DIR",
                    help="output folder (default COURSE_DIR/export)")
-    p.set_defaults(func=_export)
 
 
 def _export(args) -> int:
@@ -62,16 +66,14 @@ def _export(args) -> int:
 
 
 def register_report(subparsers) -> None:
-    p = subparsers.add_parser(
-        "report",
-        help="the instructor's one-page HTML report with plots",
-        description="Write a self-contained HTML report (score distributions, competency "
-        "heat map, common misconceptions, errors and timeouts), default COURSE_DIR/report.html.",
+    p = _course_verb(
+        subparsers, "report", _report,
+        "the instructor's one-page HTML report with plots",
+        "Write a self-contained HTML report (score distributions, competency heat map, "
+        "common misconceptions, errors and timeouts), default COURSE_DIR/report.html.",
     )
-    p.add_argument("course_dir", type=_course_dir, metavar="COURSE_DIR")
     p.add_argument("--out", type=Path, default=None, metavar="FILE",
                    help="where to write the page (default COURSE_DIR/report.html)")
-    p.set_defaults(func=_report)
 
 
 def _report(args) -> int:

@@ -112,3 +112,27 @@ def test_empty_journal_gives_empty_tables_with_columns(results):
 def test_missing_columns_is_a_clear_error(results):
     with pytest.raises(ValueError, match="misconception"):
         questions_table(results.drop(columns="misconception"))
+
+
+def test_cli_verbs_read_the_journal(results, tmp_path, capsys):
+    from autograder.journal import Journal
+    from drylab.cli import main
+
+    with Journal(tmp_path) as journal:
+        for (resident, module), rows in results.groupby(["resident", "module"], sort=True):
+            recs = rows.drop(columns=["resident", "module", "submission_status"])
+            recs = recs.astype({"cell_index": "object"}).to_dict("records")
+            for rec in recs:
+                rec["competencies"] = [c for c in rec["competencies"].split(";") if c]
+            journal.append({"resident": resident, "module": module, "notebook": f"{module}.ipynb",
+                            "submission_status": rows["submission_status"].iloc[0],
+                            "message": "", "sandbox": "bwrap", "warnings": [], "rows": recs})
+    assert main(["export", str(tmp_path)]) == 0
+    assert str(tmp_path / "export" / "grades.csv") in capsys.readouterr().out
+    written = pd.read_csv(tmp_path / "export" / "grades.csv", keep_default_na=False)
+    pd.testing.assert_frame_equal(written, pd.read_csv(
+        write_exports(tmp_path, results, out_dir=tmp_path / "direct").grades_csv,
+        keep_default_na=False))
+    assert main(["feedback", str(tmp_path)]) == 0
+    assert "wrote 5 feedback page(s)" in capsys.readouterr().out
+    assert (tmp_path / "feedback" / "r3" / "m1" / "m1.html").is_file()
