@@ -7,6 +7,8 @@ wrong answer costs one question. The hidden regions compute each misconception's
 ``_raw``, a private copy of the tables made at load time.
 """
 
+from shared_cells import LAB_REFERENCE, PARAMETERS, load_tables
+
 SETUP = '''
 import os
 
@@ -19,42 +21,13 @@ from autograder.checks import check_range, check_subset, check_type, passed
 from synthetic_data import cohort_for
 '''
 
-PARAMETERS = '''
-resident_id = os.environ.get("DRYLAB_RESIDENT_ID", "demo")
-'''
-
-LOAD = '''
-tables = cohort_for(resident_id).tables
-# A private copy for the checks, so nothing done to the tables below changes what they expect.
-_raw = {name: df.copy() for name, df in tables.items()}
-care_site = tables["care_site"]
-person = tables["person"]
-visit_occurrence = tables["visit_occurrence"]
-condition_occurrence = tables["condition_occurrence"]
-drug_exposure = tables["drug_exposure"]
-measurement = tables["measurement"]
-death = tables["death"]
-concept = tables["concept"]
+LOAD = load_tables(["care_site", "person", "visit_occurrence", "condition_occurrence",
+                    "drug_exposure", "measurement", "death", "concept"]) + '''
 display(pd.Series({name: len(df) for name, df in tables.items()}, name="rows"))
 measurement.head()
 '''
 
-REFERENCE = '''
-lab_reference = pd.DataFrame(
-    [
-        (3004410, "HbA1c", 8554, "%", 3.0, 20.0),
-        (3037110, "fasting glucose", 8840, "mg/dL", 20.0, 800.0),
-        (3016723, "creatinine", 8840, "mg/dL", 0.1, 20.0),
-        (3028437, "LDL cholesterol", 8840, "mg/dL", 10.0, 500.0),
-        (3004249, "systolic BP", 8876, "mm[Hg]", 50.0, 300.0),
-        (3012888, "diastolic BP", 8876, "mm[Hg]", 20.0, 200.0),
-        (3038553, "BMI", 9531, "kg/m2", 10.0, 100.0),
-    ],
-    columns=["measurement_concept_id", "measurement", "standard_unit_concept_id",
-             "standard_unit", "plausible_low", "plausible_high"],
-)
-lab_reference
-'''
+REFERENCE = LAB_REFERENCE + "lab_reference\n"
 
 # Public checks shared by the questions, by answer type (autograder.checks, then the label).
 SERIES_CHECKS = '''

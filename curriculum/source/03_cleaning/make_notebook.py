@@ -9,6 +9,8 @@ misconception variants keep the state right and only report a wrong number. The 
 regions compute each misconception's value from ``_raw``, a private copy of the raw tables.
 """
 
+from shared_cells import LAB_REFERENCE, PARAMETERS, load_tables
+
 SETUP = '''
 import os
 
@@ -20,35 +22,10 @@ from autograder.checks import check_range, check_subset, check_type, passed
 from synthetic_data import cohort_for
 '''
 
-PARAMETERS = '''
-resident_id = os.environ.get("DRYLAB_RESIDENT_ID", "demo")
-'''
+LOAD = load_tables(["care_site", "person", "visit_occurrence", "condition_occurrence",
+                    "measurement", "death", "concept"])
 
-LOAD = '''
-tables = cohort_for(resident_id).tables
-# A private copy for the checks, so nothing done to the tables below changes what they expect.
-_raw = {name: df.copy() for name, df in tables.items()}
-care_site = tables["care_site"]
-person = tables["person"]
-visit_occurrence = tables["visit_occurrence"]
-condition_occurrence = tables["condition_occurrence"]
-measurement = tables["measurement"]
-death = tables["death"]
-concept = tables["concept"]
-
-lab_reference = pd.DataFrame(
-    [
-        (3004410, "HbA1c", 8554, "%", 3.0, 20.0),
-        (3037110, "fasting glucose", 8840, "mg/dL", 20.0, 800.0),
-        (3016723, "creatinine", 8840, "mg/dL", 0.1, 20.0),
-        (3028437, "LDL cholesterol", 8840, "mg/dL", 10.0, 500.0),
-        (3004249, "systolic BP", 8876, "mm[Hg]", 50.0, 300.0),
-        (3012888, "diastolic BP", 8876, "mm[Hg]", 20.0, 200.0),
-        (3038553, "BMI", 9531, "kg/m2", 10.0, 100.0),
-    ],
-    columns=["measurement_concept_id", "measurement", "standard_unit_concept_id",
-             "standard_unit", "plausible_low", "plausible_high"],
-)
+REFERENCE = LAB_REFERENCE + '''
 unit_conversion = pd.DataFrame(
     [(3037110, 8753, "mmol/L", 18.016), (3016723, 8749, "umol/L", 1 / 88.42)],
     columns=["measurement_concept_id", "unit_concept_id", "unit", "factor_to_standard"],
@@ -306,6 +283,7 @@ def build(b) -> None:
     b.parameters(PARAMETERS)
     b.md("load_intro")
     b.locked("load_cohort", LOAD)
+    b.locked("lab_reference", REFERENCE)
     b.md("working_intro")
     b.locked("working_copies", WORKING)
 
