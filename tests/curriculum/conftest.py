@@ -24,7 +24,7 @@ def pytest_generate_tests(metafunc):
         cases = [(m, v) for m in h.module_names()
                  for v in h.load_variants(h.CURRICULUM / "source" / m)]
         metafunc.parametrize("variant", [c[1] for c in cases],
-                             ids=[f"{m}-{v.id}" for m, v in cases], scope="session")
+                             ids=[f"{m}-{v.question}-{v.id}" for m, v in cases], scope="session")
 
 
 def _modules_of(items) -> list[str]:

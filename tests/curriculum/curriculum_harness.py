@@ -195,7 +195,7 @@ class Submission:
 
     @property
     def label(self) -> str:
-        tail = f"-{self.variant.id}" if self.variant else ""
+        tail = f"-{self.variant.question}-{self.variant.id}" if self.variant else ""
         return f"{self.module}/{self.kind}{tail}@{self.resident}"
 
     def rows(self) -> dict[str, dict]:
