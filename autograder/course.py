@@ -40,7 +40,6 @@ def load_config(course_dir: str | os.PathLike):
         cfg.merge(PyFileConfigLoader("nbgrader_config.py", path=str(course_dir)).load_config())
     cfg.CourseDirectory.root = str(course_dir)
     cfg.CourseDirectory.source_directory = "source"
-    cfg.Exchange.root = str(course_dir / ".drylab" / "exchange")
     return cfg
 
 

@@ -72,15 +72,23 @@ def _worker_state(task: Task):
     key = (task.scratch, task.sandbox, task.limits)
     if _WORKER.get("key") != key:
         from autograder.kernels import KernelPool
+        from autograder.reference import ReferenceKernel
 
-        if "pool" in _WORKER:
-            _WORKER["pool"].close()
+        _close_worker()
         slot = _WORKER.get("slot", 0)
         scratch = Path(task.scratch) / f"w{slot}-{os.getpid()}"
         _WORKER.update(key=key, pool=KernelPool(scratch, slot=slot, sandbox=task.sandbox,
-                                                limits=task.limits), specs={})
+                                                limits=task.limits),
+                       reference=ReferenceKernel(scratch / "reference"), specs={})
         _register_cleanup()
     return _WORKER["pool"], _WORKER["specs"]
+
+
+def _close_worker() -> None:
+    for name in ("pool", "reference"):
+        thing = _WORKER.pop(name, None)
+        if thing is not None:
+            thing.close()
 
 
 def _register_cleanup() -> None:
@@ -89,14 +97,9 @@ def _register_cleanup() -> None:
     import atexit
     from multiprocessing import util
 
-    def close():
-        pool = _WORKER.get("pool")
-        if pool is not None:
-            pool.close()
-
     # multiprocessing workers leave through os._exit after their finalizers, not atexit.
-    util.Finalize(None, close, exitpriority=10)
-    atexit.register(close)
+    util.Finalize(None, _close_worker, exitpriority=10)
+    atexit.register(_close_worker)
     _WORKER["cleanup_registered"] = True
 
 
@@ -119,13 +122,10 @@ def _init_worker(counter, parent_pid: int) -> None:
             except psutil.NoSuchProcess:
                 alive = False
             if not alive:
-                pool = _WORKER.get("pool")
-                if pool is not None:
-                    try:
-                        pool.close()
-                    finally:
-                        os._exit(1)
-                os._exit(1)
+                try:
+                    _close_worker()
+                finally:
+                    os._exit(1)
 
     threading.Thread(target=watch_parent, daemon=True).start()
 
@@ -281,8 +281,9 @@ def _grade(task: Task) -> dict:
     reference = {}
     if spec.is_drylab:
         try:
-            reference = get_reference(task.course_dir, spec, task.resident, pool=pool,
-                                      limits=task.limits, files_from=release)
+            reference = get_reference(task.course_dir, spec, task.resident,
+                                      runner=_WORKER["reference"], limits=task.limits,
+                                      files_from=release)
         except ReferenceError as exc:
             base.update(submission_status="grader_error", message=str(exc),
                         rows=rows_for_unscorable(spec, "error",

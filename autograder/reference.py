@@ -12,6 +12,11 @@ edited source notebook (new hash) is never compared with stale answers. The cach
 outside every kernel's working directory. A cache entry is complete when its ``done.json``
 exists; it is written to a temporary folder and renamed into place, so concurrent workers and
 crashes never leave a half-written entry behind.
+
+The instructor's notebook is trusted code, so a worker runs all its reference computations in
+one long-lived :class:`ReferenceKernel` (reset between residents, replaced after an error or
+every ``MAX_RUNS`` runs) instead of a fresh kernel each: a reference then costs only its own
+execution time, not another kernel start with the heavy imports.
 """
 
 from __future__ import annotations
@@ -56,8 +61,64 @@ def load_reference(folder: Path, spec: ModuleSpec) -> dict:
     return {key: read_answer(folder, key) for key in reference_keys(spec)}
 
 
+class ReferenceKernel:
+    """One reusable kernel for reference runs (instructor code only, never a resident's).
+
+    Parameters
+    ----------
+    scratch : path
+        Where the run folders go.
+    max_runs : int
+        Runs before the kernel is replaced by a fresh one.
+    """
+
+    MAX_RUNS = 40
+
+    def __init__(self, scratch: str | os.PathLike, *, max_runs: int = MAX_RUNS):
+        from autograder.kernels import KernelPool
+
+        self._pool = KernelPool(scratch, slot=0, sandbox="none", size=0)
+        self._kernel = None
+        self._runs = 0
+        self.max_runs = max_runs
+
+    def run(self, nb, resident: str, limits, files_from: Path | None):
+        """Execute ``nb`` for ``resident`` in a fresh, empty folder; returns (result, folder)."""
+        from nbformat.v4 import new_code_cell
+
+        from autograder.capture import CAPTURE_TAG
+        from autograder.execute import execute_notebook
+
+        if self._kernel is None or self._runs >= self.max_runs:
+            self.close()
+            self._kernel = self._pool.take()
+            self._runs = 0
+        folder = Path(tempfile.mkdtemp(prefix="ref-", dir=self._pool.scratch))
+        if files_from is not None:
+            copy_module_files(files_from, folder)
+        # A clean namespace and the run's own folder, as a fresh kernel would have.
+        reset = new_code_cell(
+            f"__import__('os').chdir({str(folder)!r})\n"
+            "get_ipython().run_line_magic('reset', '-f')\n"
+            "__import__('matplotlib.pyplot').pyplot.close('all')")
+        reset.metadata["tags"] = [CAPTURE_TAG]
+        nb.cells.insert(0, reset)
+        self._runs += 1
+        result = execute_notebook(nb, self._kernel, parameters={"resident_id": resident},
+                                  limits=limits)
+        if result.stop_reason:
+            self.close()
+        return result, folder
+
+    def close(self) -> None:
+        if self._kernel is not None:
+            self._kernel.discard()
+            self._kernel = None
+        self._pool.close()
+
+
 def get_reference(course_dir: str | os.PathLike, spec: ModuleSpec, resident: str, *,
-                  pool, limits, files_from: Path | None = None) -> dict:
+                  runner: ReferenceKernel, limits, files_from: Path | None = None) -> dict:
     """The reference values for one resident, from the cache or by running the source.
 
     Parameters
@@ -65,8 +126,8 @@ def get_reference(course_dir: str | os.PathLike, spec: ModuleSpec, resident: str
     course_dir : path
     spec : ModuleSpec
     resident : str
-    pool : autograder.kernels.KernelPool
-        Where the kernel for the reference run comes from.
+    runner : ReferenceKernel
+        The worker's reference kernel.
     limits : autograder.kernels.Limits
     files_from : path, optional
         A folder whose non-notebook files the notebook needs next to it (the module's
@@ -77,8 +138,6 @@ def get_reference(course_dir: str | os.PathLike, spec: ModuleSpec, resident: str
     ReferenceError
         The source notebook raised, timed out or its kernel died.
     """
-    from autograder.execute import execute_notebook
-
     folder = reference_dir(course_dir, spec, resident)
     if (folder / "done.json").exists():
         return load_reference(folder, spec)
@@ -87,12 +146,8 @@ def get_reference(course_dir: str | os.PathLike, spec: ModuleSpec, resident: str
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     add_capture_cells(nb, spec, reference=True)
-    kernel = pool.take()
+    result, run_dir = runner.run(nb, resident, limits, files_from)
     try:
-        if files_from is not None:
-            copy_module_files(files_from, kernel.workdir)
-        result = execute_notebook(nb, kernel, parameters={"resident_id": resident},
-                                  limits=limits)
         if result.stop_reason:
             raise ReferenceError(f"the source notebook of {spec.module} stopped for resident "
                                  f"{resident!r}: {result.message}")
@@ -104,7 +159,7 @@ def get_reference(course_dir: str | os.PathLike, spec: ModuleSpec, resident: str
                         f"{out.get('evalue')} in cell {index} for resident {resident!r}")
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
-        answers = kernel.workdir / ANSWERS_DIR
+        answers = run_dir / ANSWERS_DIR
         if answers.is_dir():
             for path in answers.iterdir():
                 shutil.copy2(path, tmp / path.name)
@@ -115,7 +170,7 @@ def get_reference(course_dir: str | os.PathLike, spec: ModuleSpec, resident: str
         except OSError:  # another worker got there first: keep theirs
             shutil.rmtree(tmp, ignore_errors=True)
     finally:
-        kernel.discard()
+        shutil.rmtree(run_dir, ignore_errors=True)
     return load_reference(folder, spec)
 
 

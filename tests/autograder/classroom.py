@@ -25,7 +25,7 @@ _M2_RIGHT = {
     "a2_1": ('by_decade = (patients.assign(decade=patients["age"] // 10 * 10)\n'
              '             .groupby("decade", as_index=False).size()\n'
              '             .rename(columns={"size": "n"}))'),
-    "a2_2": 'high_ids = set(patients.loc[patients["glucose_mgdl"] > 200, "person_id"])',
+    "a2_2": 'high_ids = set(patients.loc[patients["glucose_mgdl"] > 160, "person_id"])',
 }
 
 M1 = {
@@ -55,7 +55,7 @@ M2 = {
     "empty": {},
     "misconception": {
         "a2_1": _M2_RIGHT["a2_1"],
-        "a2_2": 'high_ids = set(patients.loc[patients["glucose_mgdl"] >= 200, "person_id"])',
+        "a2_2": 'high_ids = set(patients.index[patients["glucose_mgdl"] > 160])',
     },
     "wrong": {"a2_1": 'by_decade = pd.DataFrame({"decade": [0], "n": [1]})',
               "a2_2": "high_ids = {1, 2}"},

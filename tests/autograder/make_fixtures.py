@@ -162,20 +162,21 @@ def m2_tables():
                                  "sort_by": ["decade"]},
                      "competencies": ["aggregation"]}),
         md("## Question 2.2\nThe set `high_ids` of `person_id`s whose glucose is above "
-           "200 mg/dL."),
+           "160 mg/dL."),
         answer("a2_2", "high_ids = None\n### BEGIN SOLUTION\n"
-                       'high_ids = set(patients.loc[patients["glucose_mgdl"] > 200, '
+                       'high_ids = set(patients.loc[patients["glucose_mgdl"] > 160, '
                        '"person_id"].tolist())\n### END SOLUTION'),
         test("q2_2_high", 1,
              'assert isinstance(high_ids, set), "high_ids should be a set"\n'
              "### BEGIN HIDDEN TESTS\n"
-             '_mis_at_or_above = set(patients.loc[patients["glucose_mgdl"] >= 200, '
-             '"person_id"].tolist())\n### END HIDDEN TESTS',
+             '_mis_row_index = set(patients.index[patients["glucose_mgdl"] > 160].tolist())\n'
+             "### END HIDDEN TESTS",
              drylab={"answer": "high_ids", "compare": {"kind": "set"},
                      "competencies": ["filtering"],
                      "misconceptions": [{
-                         "id": "at_or_above", "value_from": "_mis_at_or_above",
-                         "message": "Above 200 means strictly greater than 200."}]}),
+                         "id": "row_index", "value_from": "_mis_row_index",
+                         "message": "These look like row positions (the index), not "
+                                    "person_id values."}]}),
     ])
 
 
