@@ -14,6 +14,7 @@ to the reference cache, whose path an attacker who knows the deployment could gu
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import shutil
 import sys
@@ -208,71 +209,10 @@ n_adults = None
 '''
 
 
-def fork_bomb(nb):
-    return _answer(nb, "a1_1", "import os\nn_adults = None\nwhile True:\n    os.fork()\n")
-
-
-def memory_bomb(nb):
-    return _answer(nb, "a1_1", 'hog = []\nwhile True:\n    hog.append(b"x" * 50_000_000)\n')
-
-
-def infinite_loop(nb):
-    return _answer(nb, "a1_1", "n_adults = 0\nwhile True:\n    n_adults += 1\n")
-
-
-def swallow_interrupt(nb):
-    return _answer(nb, "a1_1", (
-        "import signal, time\n"
-        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-        "while True:\n"
-        "    try:\n"
-        "        time.sleep(0.1)\n"
-        "    except KeyboardInterrupt:\n"
-        "        pass  # you will not stop me\n"
-    ))
-
-
 def sleep_past_deadline(nb):
     # every cell stays under the cell timeout; together they overrun the wall-clock limit
     _answer(nb, "a1_1", "import time\ntime.sleep(4)\nn_adults = None\n")
     return _insert_after(nb, "a1_1", ["time.sleep(4)"] * 6)
-
-
-def huge_stdout(nb):
-    return _answer(nb, "a1_1", SOLVED_1 + 'for _ in range(400):\n    print("A" * 100_000)\n')
-
-
-def huge_image(nb):
-    return _answer(nb, "a1_1", (
-        "import os\nfrom IPython.display import Image, display\n"
-        'blob = b"\\x89PNG\\r\\n\\x1a\\n" + os.urandom(8_000_000)\n'
-        "for _ in range(6):\n    display(Image(data=blob))\n"
-        "n_adults = None\n"
-    ))
-
-
-def snoop_files(nb):
-    return _answer(nb, "a1_1", SNOOP)
-
-
-def shell_escape(nb):
-    return _answer(nb, "a1_1", SHELL)
-
-
-def network(nb):
-    return _answer(nb, "a1_1", NETWORK)
-
-
-def write_outside(nb):
-    return _answer(nb, "a1_1", WRITE_OUTSIDE)
-
-
-def kill_processes(nb):
-    return _answer(nb, "a1_1", KILL)
-
-
-def background_daemon(nb):
-    return _answer(nb, "a1_1", DAEMON)
 
 
 def os_exit(nb):
@@ -331,10 +271,6 @@ def change_metadata(nb):
     return nb
 
 
-def input_prompt(nb):
-    return _answer(nb, "a1_1", 'n_adults = int(input("How many adults? "))\n')
-
-
 def weird_values(nb):
     _answer(nb, "a1_1", "n_adults = True  # bool is an int, and 0 <= True <= len(patients)\n")
     return _answer(nb, "a1_2", 'mean_glucose_mmol = float("nan")\n')
@@ -360,13 +296,45 @@ def non_utf8(nb):
     return json.dumps(nb, indent=1, ensure_ascii=False).encode("latin-1")
 
 
-ATTACKS = {f.__name__: f for f in [
-    fork_bomb, memory_bomb, infinite_loop, swallow_interrupt, sleep_past_deadline,
-    huge_stdout, huge_image, snoop_files, shell_escape, network, write_outside,
-    kill_processes, background_daemon, os_exit, patch_builtins, patch_checks,
-    edit_test_cells, delete_test_cells, change_metadata, input_prompt, weird_values,
-    wrong_kernel_name, corrupt_json, non_utf8,
-]}
+#: Attacks typed into the answer cell of question 1.1 and nothing else.
+FIRST_ANSWER = {
+    "fork_bomb": "import os\nn_adults = None\nwhile True:\n    os.fork()\n",
+    "memory_bomb": 'hog = []\nwhile True:\n    hog.append(b"x" * 50_000_000)\n',
+    "infinite_loop": "n_adults = 0\nwhile True:\n    n_adults += 1\n",
+    "swallow_interrupt": (
+        "import signal, time\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "while True:\n"
+        "    try:\n"
+        "        time.sleep(0.1)\n"
+        "    except KeyboardInterrupt:\n"
+        "        pass  # you will not stop me\n"
+    ),
+    "huge_stdout": SOLVED_1 + 'for _ in range(400):\n    print("A" * 100_000)\n',
+    "huge_image": (
+        "import os\nfrom IPython.display import Image, display\n"
+        'blob = b"\\x89PNG\\r\\n\\x1a\\n" + os.urandom(8_000_000)\n'
+        "for _ in range(6):\n    display(Image(data=blob))\n"
+        "n_adults = None\n"
+    ),
+    "snoop_files": SNOOP,
+    "shell_escape": SHELL,
+    "network": NETWORK,
+    "write_outside": WRITE_OUTSIDE,
+    "kill_processes": KILL,
+    "background_daemon": DAEMON,
+    "input_prompt": 'n_adults = int(input("How many adults? "))\n',
+}
+
+ATTACKS = {
+    **{name: functools.partial(_answer, grade_id="a1_1", source=code)
+       for name, code in FIRST_ANSWER.items()},
+    **{f.__name__: f for f in [
+        sleep_past_deadline, os_exit, patch_builtins, patch_checks, edit_test_cells,
+        delete_test_cells, change_metadata, weird_values, wrong_kernel_name, corrupt_json,
+        non_utf8,
+    ]},
+}
 
 
 def huge_notebook(release: dict, size: int = 100 * 1024 * 1024) -> bytes:
