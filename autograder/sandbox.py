@@ -616,6 +616,8 @@ class Sandbox:
         pre += ["--hostname", "sandbox"]
         pre += ["--size", str(self.limits.tmp_mb * 1024 * 1024), "--tmpfs", "/tmp"]
         post = ["--proc", "/proc", "--dev", "/dev", *_merged_usr_links(), "--chdir", self.workdir]
+        # the sandbox's own root (where bwrap made /etc, /root, ... for the binds) read-only too
+        post += ["--remount-ro", "/"]
         env = {
             "PATH": f"{os.path.dirname(self.python)}:/usr/local/bin:/usr/bin:/bin",
             "HOME": "/tmp",

@@ -310,11 +310,11 @@ FIRST_ANSWER = {
         "    except KeyboardInterrupt:\n"
         "        pass  # you will not stop me\n"
     ),
-    "huge_stdout": SOLVED_1 + 'for _ in range(400):\n    print("A" * 100_000)\n',
+    "huge_stdout": SOLVED_1 + 'for _ in range(120):\n    print("A" * 100_000)\n',
     "huge_image": (
         "import os\nfrom IPython.display import Image, display\n"
-        'blob = b"\\x89PNG\\r\\n\\x1a\\n" + os.urandom(8_000_000)\n'
-        "for _ in range(6):\n    display(Image(data=blob))\n"
+        'blob = b"\\x89PNG\\r\\n\\x1a\\n" + os.urandom(4_000_000)\n'
+        "for _ in range(3):\n    display(Image(data=blob))\n"
         "n_adults = None\n"
     ),
     "snoop_files": SNOOP,
