@@ -160,7 +160,7 @@ def check_shape(df, shape: tuple | None = None, *, min_rows: int | None = None,
         same_rank = len(shape) == len(got)
         if not same_rank or any(w is not None and w != g
                                 for w, g in zip(shape, got, strict=True)):
-            want = tuple("any" if w is None else w for w in shape)
+            want = "(" + ", ".join("any" if w is None else str(w) for w in shape) + ")"
             raise AssertionError(f"`{name}` should have shape {want}, but it has shape {got}.")
     rows = got[0]
     if min_rows is not None and rows < min_rows:
@@ -192,7 +192,7 @@ def _values(x) -> np.ndarray:
     if isinstance(x, (pd.Series, pd.Index)):
         return x.to_numpy(dtype=float, na_value=np.nan)
     if isinstance(x, pd.DataFrame):
-        raise AssertionError("check_range needs one column or a number, not a whole table.")
+        raise AssertionError("expected one column or a number here, not a whole table.")
     return np.atleast_1d(np.asarray(x, dtype=float))
 
 

@@ -10,14 +10,17 @@ in, as a resident's notebook would be) and grades them all through the grading c
 reference answers of each resident are computed once and then read from the grader's cache:
 
 1. ``solution`` for every resident of :data:`RESIDENTS` (the default cohort first);
-2. ``release`` (nothing answered) and one submission per misconception variant, on the
-   default resident.
+2. ``release`` (nothing answered) and the misconception variants, on the default resident.
 
 A variant replaces the solution region of its question's answer cell; it is checked in
 isolation: a cell restoring the solution follows the targeted test cell, so later questions
 that build on the answer see what they would see after a correct answer, and the check is
 about the targeted question only (what a resident experiences downstream of a wrong answer is
-not the grader's concern).
+not the grader's concern). Because of that isolation, variants of *different* questions can
+share a submission: round ``k`` holds the ``k``-th variant of every question, so a module
+costs as many variant runs as its most-varied question has variants, not one per variant.
+Each variant's question must then fail with its message, and every question no variant of
+the round targets must score as the solution does.
 """
 
 from __future__ import annotations
@@ -153,11 +156,11 @@ def with_region(source: str, code: str) -> str:
 
 
 def filled(release_nb: dict, source_nb: dict, *, replace: dict[str, str] | None = None,
-           restore_after: str | None = None) -> dict:
+           restore_after: tuple[str, ...] = ()) -> dict:
     """The release with every answer cell holding the solution (``replace`` overrides).
 
     ``replace`` maps an answer cell's grade_id to the code that takes the solution region's
-    place. ``restore_after`` names a test cell after which an added cell re-runs the
+    place. ``restore_after`` names test cells after which an added cell re-runs the
     solution of that question's answer cell (a variant's isolation, see the module doc).
     """
     replace = replace or {}
@@ -171,8 +174,8 @@ def filled(release_nb: dict, source_nb: dict, *, replace: dict[str, str] | None 
             code = replace.get(gid, q.solutions[gid])
             cell["source"] = with_region(text(src_cells[gid]), code)
         cells.append(cell)
-        if gid is not None and gid == restore_after:
-            cells.append({"cell_type": "code", "id": "harness-restore", "metadata": {},
+        if gid is not None and gid in restore_after:
+            cells.append({"cell_type": "code", "id": f"restore-{gid}", "metadata": {},
                           "execution_count": None, "outputs": [],
                           "source": q.solutions[q.answer_of[gid]]})
     nb["cells"] = cells
@@ -190,12 +193,13 @@ class Submission:
     kind: str  # "solution", "release" or "variant"
     resident: str
     nb: dict
-    variant: Variant | None = None
+    variants: tuple[Variant, ...] = ()
     entry: dict = field(default_factory=dict)  # the grader's journal entry, when graded
+    round: int = 0
 
     @property
     def label(self) -> str:
-        tail = f"-{self.variant.question}-{self.variant.id}" if self.variant else ""
+        tail = f"-round{self.round}" if self.variants else ""
         return f"{self.module}/{self.kind}{tail}@{self.resident}"
 
     def rows(self) -> dict[str, dict]:
@@ -249,14 +253,26 @@ def plan(course: Path, modules: list[str]) -> list[Submission]:
         for resident in RESIDENTS:
             subs.append(Submission(module, "solution", resident, filled(release, source)))
         subs.append(Submission(module, "release", RESIDENTS[0], release))
-        for v in load_variants(course / "source" / module):
-            if v.question not in q.tests:
-                raise ValueError(f"{module}/misconceptions.yml: {v.id} targets "
-                                 f"{v.question!r}, not a test cell of the notebook")
-            nb = filled(release, source, replace={q.answer_of[v.question]: v.replace},
-                        restore_after=v.question)
-            subs.append(Submission(module, "variant", RESIDENTS[0], nb, variant=v))
+        for k, variants in enumerate(rounds(load_variants(course / "source" / module))):
+            for v in variants:
+                if v.question not in q.tests:
+                    raise ValueError(f"{module}/misconceptions.yml: {v.id} targets "
+                                     f"{v.question!r}, not a test cell of the notebook")
+            nb = filled(release, source,
+                        replace={q.answer_of[v.question]: v.replace for v in variants},
+                        restore_after=tuple(v.question for v in variants))
+            subs.append(Submission(module, "variant", RESIDENTS[0], nb, variants=variants,
+                                   round=k))
     return subs
+
+
+def rounds(variants: list[Variant]) -> list[tuple[Variant, ...]]:
+    """Round ``k``: the ``k``-th variant of each question (see the module docstring)."""
+    per_question: dict[str, list[Variant]] = {}
+    for v in variants:
+        per_question.setdefault(v.question, []).append(v)
+    depth = max((len(vs) for vs in per_question.values()), default=0)
+    return [tuple(vs[k] for vs in per_question.values() if len(vs) > k) for k in range(depth)]
 
 
 def build(workdir: Path, modules: list[str]) -> Path:

@@ -79,9 +79,9 @@ def draw_flow(counts, labels):
         if i:
             ax.annotate("", xy=(0.45, y + 0.3), xytext=(0.45, y + 0.7),
                         arrowprops={"arrowstyle": "->"})
-            ax.text(0.95, y + 0.5, {{t:flow_excluded}} + f" {counts[i - 1] - count:,}",
+            ax.text(0.8, y + 0.5, {{t:flow_excluded}} + f" {counts[i - 1] - count:,}",
                     ha="left", va="center", color="tab:red")
-    ax.set_xlim(0, 1.3)
+    ax.set_xlim(0, 1.1)
     ax.set_ylim(-0.6, top + 0.6)
     plt.show()
 
