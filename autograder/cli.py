@@ -48,12 +48,19 @@ def register_grade(subparsers) -> None:
 
 
 def _grade(args: argparse.Namespace) -> int:
-    from autograder.grade import grade_course
+    import sys
 
-    summary = grade_course(args.course_dir, workers=args.workers, sandbox=args.sandbox,
-                           cell_timeout=args.cell_timeout, timeout=args.timeout,
-                           resume=args.resume, scheduler=args.scheduler,
-                           progress=not args.no_progress)
+    from autograder.grade import grade_course
+    from autograder.kernels import SandboxUnavailable
+
+    try:
+        summary = grade_course(args.course_dir, workers=args.workers, sandbox=args.sandbox,
+                               cell_timeout=args.cell_timeout, timeout=args.timeout,
+                               resume=args.resume, scheduler=args.scheduler,
+                               progress=not args.no_progress)
+    except SandboxUnavailable as exc:  # --sandbox bwrap where it cannot work: say why, no trace
+        print(f"drylab grade: {exc}", file=sys.stderr)
+        return 2
     for warning in summary.warnings:
         print(f"WARNING: {warning}")
     statuses = ", ".join(f"{k}: {v}" for k, v in sorted(summary.by_status.items())) or "-"
