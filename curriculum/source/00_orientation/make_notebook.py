@@ -3,6 +3,8 @@
 Rebuild with ``python curriculum/tools/build_notebooks.py 00_orientation``.
 """
 
+from shared_cells import PARAMETERS
+
 SETUP = """
 import os
 
@@ -14,14 +16,12 @@ from autograder.checks import check_range, check_subset, check_type, passed
 from synthetic_data import cohort_for
 """
 
-PARAMETERS = """
-resident_id = os.environ.get("DRYLAB_RESIDENT_ID", "demo")
-"""
 
 COHORT = """
 cohort = cohort_for(resident_id)
 person = cohort.person
 care_site = cohort.care_site
+_raw = {name: df.copy() for name, df in cohort.tables.items()}
 print({{t:cohort_loaded}}, resident_id)
 """
 
@@ -67,7 +67,7 @@ check_type(n_patients, int, "n_patients")
 check_range(n_patients, 1, 10_000_000, "n_patients", {{t:unit_patients}})
 passed({{t:q0_1_label}})
 """,
-        hidden='_mis_columns = len(cohort.tables["person"].columns)',
+        hidden='_mis_columns = len(_raw["person"].columns)',
         compare={"kind": "exact"},
         competencies=["jupyter-basics", "pandas-basics"],
         misconceptions=[("columns", "_mis_columns", "mis_q0_1_columns")],
@@ -82,11 +82,11 @@ passed({{t:q0_1_label}})
         solution='n_women = int((person["gender_source_value"] == "F").sum())',
         checks="""
 check_type(n_women, int, "n_women")
-check_range(n_women, 0, len(cohort.tables["person"]), "n_women", {{t:unit_patients}})
+check_range(n_women, 0, len(_raw["person"]), "n_women", {{t:unit_patients}})
 passed({{t:q0_2_label}})
 """,
         hidden="""
-_p = cohort.tables["person"]
+_p = _raw["person"]
 _mis_men = int((_p["gender_source_value"] == "M").sum())
 """,
         compare={"kind": "exact"},
@@ -103,11 +103,11 @@ _mis_men = int((_p["gender_source_value"] == "M").sum())
         solution='n_children = int((people["age_2022"] < 18).sum())',
         checks="""
 check_type(n_children, int, "n_children")
-check_range(n_children, 0, len(cohort.tables["person"]), "n_children", {{t:unit_patients}})
+check_range(n_children, 0, len(_raw["person"]), "n_children", {{t:unit_patients}})
 passed({{t:q0_3_label}})
 """,
         hidden="""
-_age = 2022 - cohort.tables["person"]["year_of_birth"]
+_age = 2022 - _raw["person"]["year_of_birth"]
 _mis_le18 = int((_age <= 18).sum())
 """,
         compare={"kind": "exact"},
@@ -125,7 +125,7 @@ check_range(mean_age_adults, 18, 110, "mean_age_adults", {{t:unit_years}})
 passed({{t:q0_4_label}})
 """,
         hidden="""
-_age = 2022 - cohort.tables["person"]["year_of_birth"]
+_age = 2022 - _raw["person"]["year_of_birth"]
 _mis_everyone = float(_age.mean())
 """,
         compare={"kind": "number", "atol": 0.005, "rtol": 0.0},
@@ -145,13 +145,13 @@ site_counts = (person.merge(care_site, on="care_site_id")["care_site_name"]
 """,
         checks="""
 check_type(site_counts, dict, "site_counts")
-check_subset(site_counts, cohort.tables["care_site"]["care_site_name"], "site_counts",
+check_subset(site_counts, _raw["care_site"]["care_site_name"], "site_counts",
              hint={{t:msg_q0_5_keys}})
 assert len(site_counts) == 3, {{t:msg_q0_5_three}}
 passed({{t:q0_5_label}})
 """,
         hidden="""
-_named = cohort.tables["person"].merge(cohort.tables["care_site"], on="care_site_id")
+_named = _raw["person"].merge(_raw["care_site"], on="care_site_id")
 _mis_shares = _named["care_site_name"].value_counts(normalize=True).to_dict()
 """,
         compare={"kind": "exact"},

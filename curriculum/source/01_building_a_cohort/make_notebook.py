@@ -2,10 +2,12 @@
 
 Rebuild with ``python curriculum/tools/build_notebooks.py 01_building_a_cohort``.
 
-Each hidden-tests region is self-contained (it starts from ``cohort.tables``): a public check
+Each hidden-tests region is self-contained (it starts from ``_raw``, the checks' copy): a public check
 that fails stops its cell before the hidden region runs, so a later region must never rely
 on names an earlier one defined.
 """
+
+from shared_cells import PARAMETERS
 
 SETUP = """
 import os
@@ -25,9 +27,6 @@ from autograder.checks import (
 from synthetic_data import cohort_for
 """
 
-PARAMETERS = """
-resident_id = os.environ.get("DRYLAB_RESIDENT_ID", "demo")
-"""
 
 COHORT = """
 cohort = cohort_for(resident_id)
@@ -37,6 +36,7 @@ concept = cohort.concept
 observation = cohort.observation_period
 measurement = cohort.measurement
 visits = cohort.visit_occurrence
+_raw = {name: df.copy() for name, df in cohort.tables.items()}
 print({{t:cohort_loaded}}, resident_id)
 """
 
@@ -95,28 +95,28 @@ else:
 """
 
 # The T2D codes from the concept table, for the hidden regions (each region restarts from
-# cohort.tables, see the module docstring).
+# _raw, see the module docstring).
 _CODES = """
-_c = cohort.tables["concept"]
+_c = _raw["concept"]
 _t2d = _c.loc[_c["concept_name"] == "Type 2 diabetes mellitus"]
 _codes = set(_t2d.loc[_t2d["vocabulary_id"].isin(["ICD9CM", "ICD10CM"]), "concept_code"])
 _icd10 = set(_t2d.loc[_t2d["vocabulary_id"] == "ICD10CM", "concept_code"])
-_co = cohort.tables["condition_occurrence"]
+_co = _raw["condition_occurrence"]
 """
 
 # From a set of codes to the five counts of the flow diagram (hidden region of Question 1.7).
 _FLOW_OF = """
 def _flow_of(codes):
-    _p = cohort.tables["person"]
+    _p = _raw["person"]
     _dx = _co.loc[_co["condition_source_value"].isin(codes)]
     _idx = _dx.groupby("person_id", as_index=False)["condition_start_date"].min()
     _idx = _idx.merge(_p[["person_id", "year_of_birth"]], on="person_id")
     _adults = _idx.loc[_idx["condition_start_date"].dt.year - _idx["year_of_birth"] >= 18]
-    _op = cohort.tables["observation_period"]
+    _op = _raw["observation_period"]
     _per = _adults.merge(_op[["person_id", "observation_period_start_date"]], on="person_id")
     _back = _per["condition_start_date"] - _per["observation_period_start_date"]
     _elig = _per.loc[_back >= pd.Timedelta(days=365)]
-    _m = cohort.tables["measurement"]
+    _m = _raw["measurement"]
     _hb = _m.loc[_m["measurement_source_value"] == "4548-4", ["person_id", "measurement_date"]]
     _pair = _hb.merge(_elig[["person_id", "condition_start_date"]], on="person_id")
     _gap = _pair["condition_start_date"] - _pair["measurement_date"]
@@ -129,9 +129,9 @@ def _flow_of(codes):
 _ELIGIBLE = """
 _dx = _co.loc[_co["condition_source_value"].isin(_codes)]
 _idx = _dx.groupby("person_id", as_index=False)["condition_start_date"].min()
-_idx = _idx.merge(cohort.tables["person"][["person_id", "year_of_birth"]], on="person_id")
+_idx = _idx.merge(_raw["person"][["person_id", "year_of_birth"]], on="person_id")
 _adults = _idx.loc[_idx["condition_start_date"].dt.year - _idx["year_of_birth"] >= 18]
-_op = cohort.tables["observation_period"]
+_op = _raw["observation_period"]
 _per = _adults.merge(_op, on="person_id")
 """
 
@@ -157,14 +157,18 @@ t2d_codes = set(concept.loc[is_t2d & is_icd, "concept_code"])
         checks="""
 check_type(t2d_codes, set, "t2d_codes")
 assert all(isinstance(code, str) and code for code in t2d_codes), {{t:msg_q1_1_empty}}
-check_subset(t2d_codes, cohort.tables["concept"]["concept_code"], "t2d_codes",
+check_subset(t2d_codes, _raw["concept"]["concept_code"], "t2d_codes",
              hint={{t:msg_q1_1_codes}})
 passed({{t:q1_1_label}})
 """,
-        hidden=_CODES + "_mis_icd10_only = _icd10",
+        hidden=_CODES + """
+_mis_icd10_only = _icd10
+_mis_with_snomed = set(_t2d["concept_code"])
+""",
         compare={"kind": "set"},
         competencies=["code-systems", "omop-structure"],
-        misconceptions=[("icd10_only", "_mis_icd10_only", "mis_q1_1_icd10_only")],
+        misconceptions=[("icd10_only", "_mis_icd10_only", "mis_q1_1_icd10_only"),
+                        ("with_snomed", "_mis_with_snomed", "mis_q1_1_with_snomed")],
     )
 
     b.md("q1_2_md")
@@ -176,7 +180,7 @@ n_t2d = int(t2d_rows["person_id"].nunique())
 """,
         checks="""
 check_type(n_t2d, int, "n_t2d")
-check_range(n_t2d, 1, len(cohort.tables["person"]), "n_t2d", {{t:unit_patients}})
+check_range(n_t2d, 1, len(_raw["person"]), "n_t2d", {{t:unit_patients}})
 passed({{t:q1_2_label}})
 """,
         hidden=_CODES + """
@@ -202,7 +206,7 @@ n_lost_icd10_only = len(all_t2d - found_by_icd10)
 """,
         checks="""
 check_type(n_lost_icd10_only, int, "n_lost_icd10_only")
-check_range(n_lost_icd10_only, 0, len(cohort.tables["person"]), "n_lost_icd10_only",
+check_range(n_lost_icd10_only, 0, len(_raw["person"]), "n_lost_icd10_only",
             {{t:unit_patients}})
 passed({{t:q1_3_label}})
 """,
@@ -263,7 +267,7 @@ n_lookback = int(eligible["person_id"].nunique())
 """,
         checks="""
 check_type(n_lookback, int, "n_lookback")
-check_range(n_lookback, 0, len(cohort.tables["person"]), "n_lookback", {{t:unit_patients}})
+check_range(n_lookback, 0, len(_raw["person"]), "n_lookback", {{t:unit_patients}})
 passed({{t:q1_5_label}})
 """,
         hidden=_CODES + _ELIGIBLE + """
@@ -288,14 +292,14 @@ final_ids = set(paired.loc[in_window, "person_id"])
 """,
         checks="""
 check_type(final_ids, set, "final_ids")
-check_subset(final_ids, cohort.tables["person"]["person_id"], "final_ids",
+check_subset(final_ids, _raw["person"]["person_id"], "final_ids",
              hint={{t:msg_q1_6_ids}})
 passed({{t:q1_6_label}})
 """,
         hidden=_CODES + _ELIGIBLE + """
 _back = _per["condition_start_date"] - _per["observation_period_start_date"]
 _elig = _per.loc[_back >= pd.Timedelta(days=365), ["person_id", "condition_start_date"]]
-_m = cohort.tables["measurement"]
+_m = _raw["measurement"]
 _hb = _m.loc[_m["measurement_source_value"] == "4548-4", ["person_id", "measurement_date"]]
 _pair = _hb.merge(_elig, on="person_id")
 _gap = _pair["condition_start_date"] - _pair["measurement_date"]
@@ -319,7 +323,7 @@ flow = [len(person), n_t2d, int(adults["person_id"].nunique()), n_lookback, len(
 check_type(flow, list, "flow")
 assert len(flow) == 5, {{t:msg_q1_7_five}}
 assert all(isinstance(n, int) and not isinstance(n, bool) for n in flow), {{t:msg_q1_7_ints}}
-assert flow[0] == len(cohort.tables["person"]), {{t:msg_q1_7_first}}
+assert flow[0] == len(_raw["person"]), {{t:msg_q1_7_first}}
 assert all(flow[i] >= flow[i + 1] for i in range(4)), {{t:msg_q1_7_down}}
 passed({{t:q1_7_label}})
 """,
