@@ -219,7 +219,8 @@ def load_module_info(course_dir: str | os.PathLike, module: str) -> ModuleInfo:
         return ModuleInfo(module, module, competencies=comps)
 
     title = module
-    headings: list[str] = []
+    section = ""  # the latest "## " heading: context for a bare "Question N.M"
+    headings: list[tuple[str, str]] = []
     questions: dict[str, QuestionInfo] = {}
     hidden: list[str] = []
     for cell in cells:
@@ -228,11 +229,16 @@ def load_module_info(course_dir: str | os.PathLike, module: str) -> ModuleInfo:
         nbg = meta.get("nbgrader", {}) or {}
         if cell.get("cell_type") == "markdown" and not nbg.get("solution"):
             public = _SOLUTION_RE.sub("", text)
-            lines = [ln.strip().lstrip("#").strip() for ln in public.splitlines()]
-            lines = [ln.replace("**", "").strip() for ln in lines if ln]
-            if title == module and public.lstrip().startswith("#") and lines:
-                title = lines[0]
-            headings.extend(ln for ln in lines if ln.lower().startswith("question"))
+            for raw in public.splitlines():
+                line = raw.strip().lstrip("#").replace("**", "").strip()
+                if not line:
+                    continue
+                if title == module and raw.lstrip().startswith("# "):
+                    title = line
+                if line.lower().startswith("question"):
+                    headings.append((line, section))
+                elif re.match(r"^\s*##\s", raw):
+                    section = re.sub(r"^\d+(\.\d+)*\.?\s+", "", line)  # "1. Units" -> "Units"
         for region in _HIDDEN_RE.findall(text):
             hidden.extend(_hidden_fragments(region))
         grade_id = nbg.get("grade_id")
@@ -254,12 +260,16 @@ def load_module_info(course_dir: str | os.PathLike, module: str) -> ModuleInfo:
     return ModuleInfo(module, title, questions, tuple(dict.fromkeys(hidden)), comps)
 
 
-def _heading_for(grade_id: str, headings: list[str]) -> str:
+def _heading_for(grade_id: str, headings: list[tuple[str, str]]) -> str:
+    """The question's heading; a bare "Question N.M" gets its section's name after it."""
     m = _QID_RE.match(grade_id)
     if m:
         pat = re.compile(rf"^question\s+{m.group(1)}\.{m.group(2)}\b", re.I)
-        for heading in reversed(headings):
+        bare = re.compile(rf"^question\s+{m.group(1)}\.{m.group(2)}\s*(\(.*\))?\s*$", re.I)
+        for heading, section in reversed(headings):
             if pat.match(heading):
+                if bare.match(heading) and section:
+                    return f"{heading} \u00b7 {section}"[:200]
                 return heading[:200]
     return title_from_grade_id(grade_id)
 
@@ -334,7 +344,7 @@ def _next_step(row: dict, q: QuestionInfo, info: ModuleInfo, cell_timeout: str) 
     comps = [c for c in row["competencies"].split(";") if c]
     practise = ""
     if comps:
-        descs = [info.competencies.get(c) or c for c in comps]
+        descs = [(info.competencies.get(c) or c).rstrip(". ") for c in comps]
         practise = " This question practises: " + "; ".join(descs) + "."
     if status == "failed":
         if row["misconception"]:
