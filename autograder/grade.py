@@ -75,13 +75,24 @@ def _worker_state(task: Task):
         from autograder.reference import ReferenceKernel
 
         _close_worker()
-        slot = _WORKER.get("slot", 0)
+        slot = _WORKER.setdefault("slot", _dask_slot())
         scratch = Path(task.scratch) / f"w{slot}-{os.getpid()}"
         _WORKER.update(key=key, pool=KernelPool(scratch, slot=slot, sandbox=task.sandbox,
                                                 limits=task.limits),
                        reference=ReferenceKernel(scratch / "reference"), specs={})
         _register_cleanup()
     return _WORKER["pool"], _WORKER["specs"]
+
+
+def _dask_slot() -> int:
+    """The slot of a Dask worker (LocalCluster names them 0, 1, ...); 0 elsewhere."""
+    try:
+        from distributed import get_worker
+
+        name = get_worker().name
+    except (ImportError, ValueError):
+        return 0
+    return name if isinstance(name, int) else abs(hash(str(name))) % 1000
 
 
 def _close_worker() -> None:
@@ -424,7 +435,7 @@ def grade_course(course_dir, *, workers: int | None = None, sandbox: str = "auto
             if scheduler is not None:
                 _run_dask(tasks, scheduler, on_result, progress)
             else:
-                _run_local(tasks, workers or os.cpu_count() or 1, on_result, progress)
+                run_tasks(tasks, workers or os.cpu_count() or 1, on_result, progress=progress)
     finally:
         journal.close()
         if own_scratch:
@@ -440,7 +451,10 @@ def _progress(total: int, enabled: bool):
                 file=sys.stderr)
 
 
-def _run_local(tasks: list[Task], workers: int, on_result, progress: bool) -> None:
+def run_tasks(tasks: list[Task], workers: int, on_result, progress: bool = False) -> None:
+    """Grade tasks in a local process pool; ``on_result(entry)`` is called in this process
+    as each finishes (in completion order). Used by :func:`grade_course` and by the
+    curriculum harness, which grades its own tasks without a journal."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -462,6 +476,10 @@ def _run_local(tasks: list[Task], workers: int, on_result, progress: bool) -> No
                 entry["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
             on_result(entry)
             bar.update(1)
+
+
+#: The name the curriculum harness used before ``run_tasks`` was public.
+_run_local = run_tasks
 
 
 def _run_dask(tasks: list[Task], scheduler, on_result, progress: bool) -> None:
