@@ -22,6 +22,14 @@ if ((${#missing[@]})); then
          "sandboxed grading and the browser test need them" >&2
   fi
 fi
+# npm installs configurable-http-proxy (the hub's proxy) below. Debian's nodejs has no npm of
+# its own; only ask apt for them when there is no npm at all (a node from elsewhere is fine).
+if ! command -v npm >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "install-system-deps: installing nodejs npm"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null \
+    || { echo "install-system-deps: apt-get install nodejs npm failed" >&2; exit 1; }
+fi
 if [ -f "$here/deploy/package.json" ]; then
   if command -v npm >/dev/null; then
     (cd "$here/deploy" && npm ci --silent --no-audit --no-fund >/dev/null 2>&1 \

@@ -138,8 +138,9 @@ def test_values_give_each_user_a_uid_a_role_group_and_their_resident_id():
     hook = c.KubeSpawner.pre_spawn_hook
 
     def spawn(name, user_id, groups):
-        spawner = SimpleNamespace(environment={}, user=SimpleNamespace(
-            name=name, id=user_id, groups=[SimpleNamespace(name=g) for g in groups]))
+        spawner = SimpleNamespace(environment={}, volumes=[], volume_mounts=[],
+                                  user=SimpleNamespace(name=name, id=user_id, groups=[
+                                      SimpleNamespace(name=g) for g in groups]))
         hook(spawner)
         return spawner
 
@@ -151,6 +152,15 @@ def test_values_give_each_user_a_uid_a_role_group_and_their_resident_id():
     assert a.environment["DRYLAB_RESIDENT_ID"] == "resa"
     assert a.environment["JUPYTER_CONFIG_PATH"].split(":")[0].endswith("/resident")
     assert teacher.environment["JUPYTER_CONFIG_PATH"].split(":")[0].endswith("/instructor")
+    # Only the instructor's server mounts the course the grading Jobs read.
+    assert a.volumes == [] and a.volume_mounts == []
+    assert {v["persistentVolumeClaim"]["claimName"] for v in teacher.volumes} == {
+        "drylab-course", "drylab-grading-results"}
+    course = yaml.safe_load((K8S / "grading" / "job-template.yaml").read_text().replace("$", ""))
+    job_claims = {v["persistentVolumeClaim"]["claimName"]
+                  for v in course["spec"]["template"]["spec"]["volumes"]
+                  if "persistentVolumeClaim" in v}
+    assert job_claims == {"drylab-course", "drylab-grading-results"}
 
 
 def _load_hub_config(monkeypatch, tmp_path, **env):
