@@ -118,8 +118,13 @@ class Unsupported(Missing):
 def read_answer(directory: str | Path, key: str):
     """The value captured under ``key``, or :class:`Missing` / :class:`Unsupported`."""
     base = Path(directory) / key
+    json_path = base.with_name(base.name + ".json")
+    if _is_link_out(json_path, directory) or _is_link_out(
+            base.with_name(base.name + ".parquet"), directory):
+        # A resident could point an answer file at the reference cache; never follow links.
+        return Unsupported("a link, not a file")
     try:
-        text = base.with_name(base.name + ".json").read_text(encoding="utf-8")
+        text = json_path.read_text(encoding="utf-8")
         rec = json.loads(text)
     except (OSError, ValueError):
         return Missing("not captured")
@@ -144,6 +149,14 @@ def read_answer(directory: str | Path, key: str):
     if kind == "unsupported":
         return Unsupported(str(rec.get("unsupported")))
     return Missing("missing")
+
+
+def _is_link_out(path: Path, directory) -> bool:
+    if path.is_symlink():
+        return True
+    if not path.exists():
+        return False
+    return path.resolve().parent != Path(directory).resolve()
 
 
 def _hashable(x):

@@ -33,6 +33,7 @@ from autograder import RESULT_COLUMNS
 #: ``kernel_died``   the kernel died (os._exit, memory limit, ...); later questions are ``error``;
 #: ``corrupt``       the .ipynb is not a readable notebook (bad JSON, not nbformat 4);
 #: ``non_utf8``      the file is not UTF-8 text;
+#: ``too_large``     the file is larger than the grader opens (see grade.MAX_NOTEBOOK_BYTES);
 #: ``wrong_name``    the module folder holds no notebook named after the module;
 #: ``missing_cells`` graded cells were deleted (they are restored from the source and graded;
 #:                   this status is informational, scores stand);
@@ -44,6 +45,7 @@ SUBMISSION_STATUSES = (
     "kernel_died",
     "corrupt",
     "non_utf8",
+    "too_large",
     "wrong_name",
     "missing_cells",
     "unknown_module",

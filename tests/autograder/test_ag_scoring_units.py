@@ -71,6 +71,10 @@ def test_capture_cell_writes_json_parquet_and_refuses_pickle_types(tmp_path, mon
     assert read_answer(folder, "none") is None
     assert isinstance(read_answer(folder, "gone"), Missing)
     assert not list(folder.glob("*.pkl")) and "__drylab_capture" not in scope
+    secret = tmp_path / "expected.json"
+    secret.write_text('{"type": "json", "value": 42}')
+    (folder / "linked.json").symlink_to(secret)
+    assert isinstance(read_answer(folder, "linked"), Unsupported)
 
 
 def _spec():
