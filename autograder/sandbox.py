@@ -2,22 +2,28 @@
 
 A resident's notebook is untrusted code. Each kernel runs as::
 
-    python sandbox.py --exec SPEC        (root: joins the cgroups, sets rlimits, opens the
-                                          bind sources, drops to the leased uid)
+    python sandbox.py --exec SPEC        (root: joins the kernel's cgroups, sets rlimits,
+                                          stages the bind sources, drops to the leased uid)
       -> bwrap --unshare-all ...         (unprivileged: new user, mount, pid, net, ipc, uts,
-                                          cgroup namespaces; an empty root with only the
-                                          system, the Python environment and this
+                                          cgroup namespaces; a read-only empty root with only
+                                          the system, the Python environment and this
                                           submission's scratch directory bound in)
         -> python -m ipykernel_launcher -f CONNECTION_FILE   (ipc transport)
 
 Why a small launcher instead of ``prlimit -- setpriv -- bwrap``: bwrap resolves its bind
 sources as the unprivileged uid, so anything below a directory that uid cannot traverse (a
-pyenv Python under ``/root``, a course under an instructor's 0700 home, the 0700 directory
-holding the connection file) cannot be bound. The launcher opens every source as root and
-hands bwrap the file descriptors (``--ro-bind-fd``), joins the cgroups before the uid drop (so
-no process of the kernel is ever outside them) and ignores SIGINT for bwrap itself (jupyter
-interrupts a kernel by signalling its process group; bwrap would die of that SIGINT and take
-the kernel with it, ipykernel installs its own handler while a cell runs).
+pyenv Python under ``/root``, a course under an instructor's 0700 home, a pytest tmp dir)
+cannot be bound. The launcher, still root, binds every source on a staging path inside a
+private mount namespace of its own and hands bwrap those paths; it joins the cgroups before
+the uid drop (so no process of the kernel is ever outside them) and ignores SIGINT for bwrap
+itself (jupyter interrupts a kernel by signalling its process group; bwrap would die of that
+SIGINT and take the kernel with it; ipykernel installs its own handler while a cell runs).
+
+Each kernel leases its own uid rather than one per worker slot: a pool keeps the next kernel
+booting while the current one runs, and RLIMIT_NPROC counts per uid.
+
+After the notebook, :meth:`Sandbox.seal` kills everything of the kernel and removes links from
+its workdir, so the grader can read the answer files safely.
 
 What is isolated and what is not is written up in ``docs/security.md``.
 
