@@ -110,11 +110,13 @@ def test_outcomes_and_troubled_submissions():
     assert set(trouble) == errors | {("res001", "m2")}
 
 
-def test_banner_only_when_something_ran_unsandboxed(tmp_path):
+def test_banner_when_something_ran_unsandboxed(tmp_path):
     rows = _class(12)
-    safe = build_report(tmp_path, rows, _subs(rows, "bwrap"))
-    assert 'role="alert"' not in safe
     subs = _subs(rows, "bwrap")
+    assert unsandboxed(subs) == []
+    subs.loc[5, "warnings"] = "UNSANDBOXED: --sandbox auto fell back to no sandbox"
+    assert unsandboxed(subs) == [(subs.loc[5, "resident"], subs.loc[5, "module"])]
+    subs.loc[5, "warnings"] = ""
     subs.loc[3, "sandbox"] = "none"
     assert unsandboxed(subs) == [(subs.loc[3, "resident"], subs.loc[3, "module"])]
     loud = build_report(tmp_path, rows, subs)
@@ -128,6 +130,7 @@ def test_report_is_self_contained_with_four_readable_plots(tmp_path, n):
     path = write_report(tmp_path, rows, _subs(rows))
     assert path == tmp_path / "report.html"
     html = path.read_text(encoding="utf-8")
+    assert 'role="alert"' not in html  # everything ran in the sandbox: no banner
     assert not re.search(r"<(script|link|iframe)\b", html)
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
     pngs = _pngs(html)
