@@ -324,6 +324,17 @@ def _fill(release_nb: dict, answers: dict[str, str]) -> dict:
     return nb
 
 
+def _write_exchange_files(folder: Path, resident: str, module: str) -> None:
+    """What nbgrader's submit / collect leave next to a submission, so that
+    ``nbgrader release_feedback`` can return the demo's feedback pages. Fixed values: the
+    same demo gives the same files."""
+    import hashlib
+
+    (folder / "timestamp.txt").write_text("2026-01-05 09:00:00.000000 UTC")
+    secret = hashlib.sha256(f"drylab-demo/{resident}/{module}".encode()).hexdigest()[:32]
+    (folder / "submission_secret.txt").write_text(secret)
+
+
 def simulate_class(course_dir: str | os.PathLike, modules: list[str],
                    roster=ROSTER) -> list[Plan]:
     """Write every simulated resident's submissions under ``COURSE_DIR/submitted/``.
@@ -388,7 +399,9 @@ def simulate_class(course_dir: str | os.PathLike, modules: list[str],
                 answers = {}
                 plan.all_auto = "not attempted"
             nb = _fill(release_nb, answers)
-            _write_nb(nb, course_dir / "submitted" / resident.id / module / f"{module}.ipynb")
+            folder = course_dir / "submitted" / resident.id / module
+            _write_nb(nb, folder / f"{module}.ipynb")
+            _write_exchange_files(folder, resident.id, module)
             plans.append(plan)
     return plans
 

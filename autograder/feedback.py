@@ -528,5 +528,24 @@ def write_feedback(
         tmp = path.with_suffix(".html.tmp")
         tmp.write_text(html, encoding="utf-8")
         os.replace(tmp, path)
+        _copy_exchange_files(course_dir, resident, module, path.parent)
         written.append(path)
     return sorted(written)
+
+
+#: Files nbgrader's ``release_feedback`` reads next to the page: when the submission was
+#: made, and the secret that names the returned file in the exchange.
+EXCHANGE_FILES = ("timestamp.txt", "submission_secret.txt")
+
+
+def _copy_exchange_files(course_dir: Path, resident: str, module: str, dest: Path) -> None:
+    """Copy :data:`EXCHANGE_FILES` from the autograded or submitted folder, as nbgrader's
+    ``generate_feedback`` does, so ``nbgrader release_feedback`` can return the page."""
+    import shutil
+
+    for name in EXCHANGE_FILES:
+        for folder in ("autograded", "submitted"):
+            src = course_dir / folder / resident / module / name
+            if src.is_file() and not src.is_symlink():
+                shutil.copyfile(src, dest / name)
+                break

@@ -138,6 +138,9 @@ def test_feedback_shows_no_hidden_test_or_expected_value(demo):
             assert not re.search(rf"(?<![\w.]){re.escape(value)}(?![\w])", text), (page, value)
     page = (course / "feedback" / "res04" / "m1_counts" / "m1_counts.html").read_text()
     assert "This is the number of all patients: count only those aged 18 or over." in page
+    # What nbgrader's release_feedback reads next to the page is there.
+    assert (course / "feedback" / "res04" / "m1_counts" / "timestamp.txt").is_file()
+    assert (course / "feedback" / "res04" / "m1_counts" / "submission_secret.txt").is_file()
 
 
 @pytest.mark.slow

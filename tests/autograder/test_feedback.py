@@ -175,8 +175,16 @@ def test_write_feedback_places_pages_where_nbgrader_returns_them(course):
              message="AssertionError: expected 1234 adults exactly"),
         _manual_row("r2"),
     ])
+    # nbgrader's collect leaves these next to the submission; release_feedback needs them.
+    sub = course / "submitted" / "r1" / "m1"
+    sub.mkdir(parents=True)
+    (sub / "timestamp.txt").write_text("2026-01-05 10:00:00.000000 UTC")
+    (sub / "submission_secret.txt").write_text("s3cret")
     paths = write_feedback(course, rows)
     assert paths == [feedback_path(course, "r1", "m1"), feedback_path(course, "r2", "m1")]
+    assert (paths[0].parent / "timestamp.txt").read_text() == "2026-01-05 10:00:00.000000 UTC"
+    assert (paths[0].parent / "submission_secret.txt").read_text() == "s3cret"
+    assert sorted(p.name for p in paths[1].parent.iterdir()) == ["m1.html"]
     assert paths[0] == course / "feedback" / "r1" / "m1" / "m1.html"
     hidden_lines = [ln.strip() for ln in HIDDEN_1.splitlines()]
     for path in paths:
