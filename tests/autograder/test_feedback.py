@@ -201,3 +201,27 @@ def test_write_feedback_places_pages_where_nbgrader_returns_them(course):
 def test_missing_columns_is_a_clear_error():
     with pytest.raises(ValueError, match="lack the columns"):
         render_feedback(pd.DataFrame({"resident": ["r"]}), resident="r", module="m")
+
+
+@pytest.mark.slow  # nbgrader's API creates a gradebook on start (alembic): ~10 s
+def test_nbgrader_release_feedback_returns_the_page(course, tmp_path_factory):
+    """nbgrader's own exchange finds and releases the page (as after generate_feedback)."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config import Config
+
+    sub = course / "submitted" / "r1" / "m1"
+    sub.mkdir(parents=True)
+    (sub / "timestamp.txt").write_text("2026-01-05 10:00:00.000000 UTC")
+    (sub / "submission_secret.txt").write_text("s3cret")
+    [page] = write_feedback(course, _frame([_row("r1"), _manual_row("r1")]))
+    exchange = tmp_path_factory.mktemp("exchange")
+    cfg = Config()
+    cfg.CourseDirectory.root = str(course)
+    cfg.CourseDirectory.course_id = "drylab"
+    cfg.Exchange.root = str(exchange)
+    api = NbGraderAPI(coursedir=CourseDirectory(config=cfg), config=cfg)
+    out = api.release_feedback("m1", "r1")
+    assert out["success"], out
+    [released] = (exchange / "drylab" / "feedback").glob("*.html")
+    assert released.read_bytes() == page.read_bytes()
