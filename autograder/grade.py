@@ -49,6 +49,7 @@ class Task:
     sandbox: str = "none"
     limits: Limits = field(default_factory=Limits)
     warnings: tuple[str, ...] = ()
+    warm_imports: tuple[str, ...] | None = None  # None: kernels.WARM_IMPORTS
 
 
 @dataclass
@@ -69,7 +70,7 @@ _WORKER: dict = {}
 
 def _worker_state(task: Task):
     """This process's kernel pool and module specs (made on first use)."""
-    key = (task.scratch, task.sandbox, task.limits)
+    key = (task.scratch, task.sandbox, task.limits, task.warm_imports)
     if _WORKER.get("key") != key:
         from autograder.kernels import KernelPool
         from autograder.reference import ReferenceKernel
@@ -77,8 +78,9 @@ def _worker_state(task: Task):
         _close_worker()
         slot = _WORKER.setdefault("slot", _dask_slot())
         scratch = Path(task.scratch) / f"w{slot}-{os.getpid()}"
+        warm = {} if task.warm_imports is None else {"warm_imports": task.warm_imports}
         _WORKER.update(key=key, pool=KernelPool(scratch, slot=slot, sandbox=task.sandbox,
-                                                limits=task.limits),
+                                                limits=task.limits, **warm),
                        reference=ReferenceKernel(scratch / "reference"), specs={})
         _register_cleanup()
     return _WORKER["pool"], _WORKER["specs"]
@@ -344,9 +346,30 @@ def _write_autograded(task: Task, name: str, nb) -> None:
 
 
 # ----------------------------------------------------------------- main process
+def course_warm_imports(course_dir: Path) -> tuple[str, ...]:
+    """Which heavy modules to pre-import in kernels: those the source notebooks import."""
+    import json
+
+    from autograder import course as _course
+    from autograder.kernels import warm_imports_for
+
+    sources = []
+    for module in _course.modules(course_dir):
+        try:
+            nb = json.loads(_course.source_notebook(course_dir, module).read_text("utf-8"))
+        except ValueError:
+            continue
+        for cell in nb.get("cells", []):
+            if cell.get("cell_type") == "code":
+                src = cell.get("source", "")
+                sources.append(src if isinstance(src, str) else "".join(src))
+    return warm_imports_for(sources)
+
+
 def discover_tasks(course_dir: Path, *, scratch: str, sandbox: str, limits: Limits,
                    warnings: tuple[str, ...] = ()) -> list[Task]:
     """One task per ``submitted/<resident>/<module>/`` folder, sorted."""
+    warm = course_warm_imports(course_dir)
     submitted = course_dir / "submitted"
     if not submitted.is_dir():
         raise FileNotFoundError(f"{submitted} does not exist: nothing to grade "
@@ -355,7 +378,7 @@ def discover_tasks(course_dir: Path, *, scratch: str, sandbox: str, limits: Limi
     for resident in sorted(p for p in submitted.iterdir() if p.is_dir()):
         for folder in sorted(p for p in resident.iterdir() if p.is_dir()):
             tasks.append(Task(str(course_dir), resident.name, folder.name, str(folder),
-                              scratch, sandbox, limits, tuple(warnings)))
+                              scratch, sandbox, limits, tuple(warnings), warm))
     return tasks
 
 
