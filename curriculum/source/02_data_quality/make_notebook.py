@@ -167,6 +167,11 @@ _dq["duplicate"] = _dq.duplicated(subset=[c for c in measurement.columns
 _events = pd.concat([t[["person_id", "visit_occurrence_id"]] for t in
                      (condition_occurrence, drug_exposure, measurement)])
 _orphan = ~_events["visit_occurrence_id"].isin(visit_occurrence["visit_occurrence_id"])
+_dx = condition_occurrence
+_dx_site = _dx["person_id"].map(_site_of)
+# A diagnosis dated after the ICD-10-CM switch but coded in ICD-9-CM (numeric codes).
+_icd9_late = (_dx["condition_start_date"] >= "2015-10-01") & (
+    _dx["condition_source_value"].str[:1].str.isdigit())
 _site_names = care_site.set_index("care_site_id")["care_site_name"]
 dq_summary = pd.DataFrame({
     {{t:dashboard_summary_cols_missing}}: _dq.groupby("care_site_id")["missing"].mean(),
@@ -175,6 +180,9 @@ dq_summary = pd.DataFrame({
     {{t:dashboard_summary_cols_orphan}}: _orphan.groupby(
         _events["person_id"].map(_site_of).to_numpy()).mean(),
     {{t:dashboard_summary_cols_duplicate}}: _dq.groupby("care_site_id")["duplicate"].mean(),
+    {{t:dashboard_summary_cols_unmapped}}: (_dx["condition_concept_id"] == 0).groupby(
+        _dx_site).mean(),
+    {{t:dashboard_summary_cols_icd9_late}}: _icd9_late.groupby(_dx_site).mean(),
 }).mul(100).round(2).rename(index=_site_names)
 dq_summary.style.set_caption({{t:dashboard_summary_caption}}).background_gradient(axis=0)
 '''
