@@ -111,3 +111,15 @@ def _same(x, y) -> bool:
             return False
         return x.reset_index(drop=True).equals(y.reset_index(drop=True))
     return x == y
+
+
+def test_orientation_has_a_public_check_that_fails_then_passes(graded):
+    """Module 00 walks residents through a failing public check: the typical wrong answer
+    (``person.shape``) fails a public check with a message, and the fixed answer passes."""
+    (sub,) = [s for s in graded.of("00_orientation", "variant")
+              if any(v.id == "shape_tuple" for v in s.variants)]
+    row = sub.rows()["q0_1_n_patients"]
+    assert row["status"] == "failed" and "should be a whole number (int)" in row["message"]
+    assert "does not match" not in row["message"], "the public check, not the value, fails"
+    (solution,) = graded.of("00_orientation", "solution")
+    assert solution.rows()["q0_1_n_patients"]["status"] == "passed"
