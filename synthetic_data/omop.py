@@ -267,15 +267,18 @@ def concept_table() -> pd.DataFrame:
 def conform(df: pd.DataFrame, table: str) -> pd.DataFrame:
     """Return ``df`` with exactly the columns and dtypes of ``SCHEMA[table]``, in order."""
     cols = SCHEMA[table]
-    missing = [c for c, _ in cols if c not in df.columns]
+    names = [c for c, _ in cols]
+    missing = [c for c in names if c not in df.columns]
     if missing:
         raise ValueError(f"table {table!r} is missing columns {missing}")
+    if (list(df.columns) == names and [str(t) for t in df.dtypes] == [d for _, d in cols]
+            and isinstance(df.index, pd.RangeIndex) and df.index.start == 0
+            and df.index.step == 1):
+        return df  # already conforming: no copy
     out = {}
     for col, dtype in cols:
         s = df[col]
-        if dtype == DATE:
-            s = pd.to_datetime(s).astype(DATE)
-        elif str(s.dtype) != dtype:
-            s = s.astype(dtype)
-        out[col] = s
-    return pd.DataFrame(out, index=pd.RangeIndex(len(df)))
+        if str(s.dtype) != dtype:
+            s = pd.to_datetime(s).astype(DATE) if dtype == DATE else s.astype(dtype)
+        out[col] = s.to_numpy() if isinstance(s.dtype, np.dtype) else s.array
+    return pd.DataFrame(out, index=pd.RangeIndex(len(df)), copy=False)
