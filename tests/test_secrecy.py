@@ -226,8 +226,12 @@ def test_resident_code_cannot_see_the_course(graded):
     # nothing of the course: not its path, not another resident's work, not the answer key
     assert str(course) not in blob
     assert CANARY not in blob
-    for name in ("gradebook.db", "journal.jsonl", "submitted", "autograded"):
-        assert name not in blob, name
+    # (file contents may name these: the grader's own source code is public and readable)
+    paths = json.dumps([seen["found"], seen["listdir"]])
+    for name in ("gradebook.db", "journal.jsonl", "submitted", "autograded", "release"):
+        assert name not in paths, name
+    for guess in ("../../source/m1_counts/m1_counts.ipynb", "../../../gradebook.db"):
+        assert seen["read"][guess] == "FileNotFoundError", guess
     source = json.loads((course / "source" / "m1_counts" / "m1_counts.ipynb").read_text())
     assert not [s for s in secret_lines(source) if s in blob]
     assert not any("/reference/" in p for p in seen["found"])
