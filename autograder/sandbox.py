@@ -92,6 +92,9 @@ ETC_ENTRIES = (
 #: counts per uid, so a fork bomb in one kernel cannot starve another.
 UID_BASE = 62000
 UID_COUNT = 1000
+#: The probe's trial run uses the last uid of the range, which is never leased (leasing kills
+#: leftovers of the leased uid, which must not hit another process's probe).
+PROBE_UID = UID_BASE + UID_COUNT - 1
 
 _BIND_SYSTEM = ("/usr",)
 _MERGED_USR = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
@@ -271,7 +274,7 @@ def _probe_cached() -> Probe:
     trial = [
         sys.executable, "-I", "-S", __file__, "--exec",
         json.dumps({
-            "uid": UID_BASE + UID_COUNT - 1, "gid": UID_BASE + UID_COUNT - 1,
+            "uid": PROBE_UID, "gid": PROBE_UID,
             "bwrap": bwrap, "rlimits": {}, "cgroup_procs": [],
             "binds": [["/usr", "/usr", True]], "stage": os.path.join(base, "stage"),
             "pre": ["--unshare-all", "--die-with-parent", "--clearenv"],
@@ -357,9 +360,10 @@ def _lease_dir() -> str:
 def _lease_uid() -> tuple[int, int]:
     """Lock and return (uid, lock fd) for a uid no live sandbox and no account uses."""
     d = _lease_dir()
-    start = os.getpid() % UID_COUNT  # spread workers out so they rarely contend
-    for i in range(UID_COUNT):
-        uid = UID_BASE + (start + i) % UID_COUNT
+    n = UID_COUNT - 1  # without PROBE_UID
+    start = os.getpid() % n  # spread workers out so they rarely contend
+    for i in range(n):
+        uid = UID_BASE + (start + i) % n
         try:
             pwd.getpwuid(uid)
             continue  # a real account: never run residents' code as it
