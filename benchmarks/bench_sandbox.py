@@ -6,8 +6,8 @@ fresh copy of the course (so neither run reuses the other's reference cache), al
 the order between rounds. Printed: wall time of each run, the best of each mode, and the
 ratio bwrap / none (target <= 1.1x), plus a check that both modes gave the same scores.
 
-Options: ``--residents N`` (default 12), ``--rounds R`` (default 2), ``--workers W``
-(default 2).
+Options (``python -m benchmarks sandbox --residents=N``): ``--residents=N`` (default 12),
+``--rounds=R`` (default 2), ``--workers=W`` (default 2).
 """
 
 from __future__ import annotations
