@@ -517,6 +517,11 @@ class Sandbox:
     # -- set-up --------------------------------------------------------------------------
 
     @property
+    def log_file(self) -> str:
+        """Where :func:`provision_kernel` sends the kernel's stderr (bwrap's errors too)."""
+        return os.path.join(self._base, "kernel.log")
+
+    @property
     def connection_file(self) -> str:
         """Where the kernel manager must write the connection file (ipc sockets go beside it)."""
         return os.path.join(self.rundir, "kernel.json")
@@ -728,7 +733,14 @@ class Sandbox:
             return f"the kernel was killed: memory limit of {self.limits.memory_mb} MiB exceeded"
         if ev["pids_max"]:
             return f"the process limit ({self.limits.pids} processes and threads) was reached"
-        return ""
+        try:
+            with open(self.log_file, "rb") as f:
+                f.seek(max(0, os.fstat(f.fileno()).st_size - 4096))
+                tail = f.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            tail = []
+        setup = [line for line in tail if line.startswith("bwrap:")]
+        return f"the sandbox failed: {setup[-1]}" if setup else ""
 
     def _empty_cgroup(self, path: str) -> None:
         for _ in range(50):
@@ -891,7 +903,15 @@ def provision_kernel(workdir, *, slot: int, limits=None):
     try:
         km = sandboxed_kernel_manager(sandbox)
         km.sandbox = sandbox  # lets the executor ask why a kernel died (explain_death)
-        run_sync(km.start_kernel)(extra_arguments=["--HistoryManager.hist_file=:memory:"])
+        # The kernel's own stdout / stderr are not cell output: a resident writing to fd 1
+        # must not flood the grader's terminal. stderr goes to a log (bounded by RLIMIT_FSIZE)
+        # so that a sandbox that cannot start says why (explain_death).
+        with open(sandbox.log_file, "wb") as log:
+            run_sync(km.start_kernel)(
+                extra_arguments=["--HistoryManager.hist_file=:memory:"],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
     except BaseException:
         sandbox.close()
         raise
