@@ -49,8 +49,8 @@ class Resident:
 
 
 #: The simulated class. Roles:
-#: ``correct`` the instructor's solution; ``misconception`` the solution with some answers
-#: replaced by misconception variants; ``partial`` the first question left empty and one
+#: ``correct`` the instructor's solution; ``misconception`` the solution with one answer per
+#: module replaced by a misconception variant; ``partial`` the first question left empty and one
 #: answer with a misspelt name; ``crash`` the kernel dies (``os._exit``) in the first module;
 #: ``loop`` an infinite loop in the first module; ``empty`` the release unchanged.
 ROSTER = (
@@ -362,22 +362,18 @@ def simulate_class(course_dir: str | os.PathLike, modules: list[str],
             if role == "correct":
                 plan.all_auto = "passed"
             elif role == "misconception":
-                k = mis_residents.index(resident)
-                # Round robin over the module's variants: each is used by someone, nobody
-                # gets two for the same question.
-                mine = variants[k::len(mis_residents)] if variants else []
-                seen = set()
+                # One variant each, as the curriculum harness checks them ("exactly that
+                # question loses its points"; two at once may interact). Round robin, shifted
+                # per module, so the class shows as many different mistakes as it can.
+                k = mis_residents.index(resident) + m_index * len(mis_residents)
+                mine = [variants[k % len(variants)]] if variants else []
                 for v in mine:
-                    if v.question in seen:
-                        continue
-                    seen.add(v.question)
                     cell = next(q.answer_cell for q in questions if q.grade_id == v.question)
                     answers[cell] = replace_solution(sources[cell], v.region)
                     plan.expect[v.question] = ("failed", v.id if v.targeted else None,
                                                v.message)
                 for q in questions:
-                    if q.grade_id not in seen:
-                        plan.expect[q.grade_id] = ("passed", "", "")
+                    plan.expect.setdefault(q.grade_id, ("passed", "", ""))
             elif role == "partial" and questions:
                 first = questions[0]
                 answers.pop(first.answer_cell, None)  # left as released
