@@ -60,7 +60,12 @@ def test_setup_then_parameters_then_cohort(module):
     assert re.search(r"^resident_id\s*=", h.text(cells[params[0]]), re.M), (
         "the parameters cell sets resident_id")
     later = "\n".join(h.text(c) for c in cells[params[0] + 1:] if c["cell_type"] == "code")
-    assert "cohort_for(resident_id" in later, "the resident's own cohort is built"
+    assert re.search(r"cohort_for\(resident_id[^)]*\)\.tables", later), (
+        "the resident's own cohort is built, and only its tables are kept (no truth, no "
+        "defect log in the resident's namespace)")
+    code = "\n".join(h.text(c) for c in cells if c["cell_type"] == "code")
+    for leak in (".truth", ".defects"):
+        assert leak not in code, f"residents get the tables, never the cohort's {leak}"
 
 
 def test_graded_cells_follow_the_contract(module):

@@ -18,10 +18,10 @@ from synthetic_data import cohort_for
 
 
 COHORT = """
-cohort = cohort_for(resident_id)
-person = cohort.person
-care_site = cohort.care_site
-_raw = {name: df.copy() for name, df in cohort.tables.items()}
+tables = cohort_for(resident_id).tables
+person = tables["person"]
+care_site = tables["care_site"]
+_raw = {name: df.copy() for name, df in tables.items()}
 print({{t:cohort_loaded}}, resident_id)
 """
 

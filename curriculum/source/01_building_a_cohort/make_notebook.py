@@ -29,14 +29,14 @@ from synthetic_data import cohort_for
 
 
 COHORT = """
-cohort = cohort_for(resident_id)
-person = cohort.person
-conditions = cohort.condition_occurrence
-concept = cohort.concept
-observation = cohort.observation_period
-measurement = cohort.measurement
-visits = cohort.visit_occurrence
-_raw = {name: df.copy() for name, df in cohort.tables.items()}
+tables = cohort_for(resident_id).tables
+person = tables["person"]
+conditions = tables["condition_occurrence"]
+concept = tables["concept"]
+observation = tables["observation_period"]
+measurement = tables["measurement"]
+visits = tables["visit_occurrence"]
+_raw = {name: df.copy() for name, df in tables.items()}
 print({{t:cohort_loaded}}, resident_id)
 """
 
