@@ -40,7 +40,12 @@ def run_module(module: str, resident: str = "demo") -> dict:
     from autograder.kernels import kernel_pid
 
     nb = nbformat.read(COURSE / "source" / module / f"{module}.ipynb", as_version=4)
-    nb = parameterize_notebook(nb, {"resident_id": resident})
+    # papermill's parameterize expects the metadata its own execute_notebook sets up first.
+    nb.metadata["papermill"] = {"default_parameters": {}, "parameters": {}}
+    for cell in nb.cells:
+        cell.metadata.setdefault("tags", [])
+    nb = parameterize_notebook(nb, {"resident_id": resident}, kernel_name="python3",
+                               language="python")
     with tempfile.TemporaryDirectory(prefix="bench-curriculum-") as work:
         client = NotebookClient(nb, timeout=600, kernel_name="python3",
                                 resources={"metadata": {"path": work}})
