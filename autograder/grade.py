@@ -5,7 +5,7 @@ The pipeline, in the order it runs::
     discover_tasks     COURSE_DIR/submitted/<resident>/<module>/  -> one Task each
     grade_submission   (in a worker) read -> sanitize -> reference -> execute -> score
     Journal.append     the entry, fsynced           (main process only)
-    record_entry       the scores, into gradebook.db (main process only)
+    GradebookWriter    the scores, into gradebook.db (main process only)
 
 Workers are a local process pool (``--workers N``) or a Dask cluster (``--scheduler URL``);
 both run the same :func:`grade_submission` on a picklable :class:`Task` and return a plain
@@ -310,8 +310,9 @@ def _grade(task: Task) -> dict:
         copy_module_files(release, kernel.workdir)
         answers_dir = kernel.workdir / ANSWERS_DIR
         shutil.rmtree(kernel.workdir / ".drylab", ignore_errors=True)
-        result = execute_notebook(nb, kernel, parameters={"resident_id": task.resident},
-                                  limits=task.limits)
+        # A plain nbgrader notebook (no parameters cell in the source) runs as nbgrader runs it.
+        params = {"resident_id": task.resident} if spec.has_parameters else None
+        result = execute_notebook(nb, kernel, parameters=params, limits=task.limits)
         answers = {q.grade_id: read_answer(answers_dir, q.grade_id)
                    for q in spec.questions if q.drylab.get("answer")}
     finally:
@@ -425,7 +426,7 @@ def grade_course(course_dir, *, workers: int | None = None, sandbox: str = "auto
     GradeSummary
     """
     from autograder import course as _course
-    from autograder.gradebook import record_entry, sync_gradebook
+    from autograder.gradebook import GradebookWriter, sync_gradebook
     from autograder.kernels import resolve_sandbox
 
     t0 = time.perf_counter()
@@ -440,6 +441,7 @@ def grade_course(course_dir, *, workers: int | None = None, sandbox: str = "auto
     _ensure_built(course_dir, {t.module for t in tasks})
     summary = GradeSummary(course_dir=course_dir, warnings=list(warns))
     journal = Journal(course_dir, fresh=not resume)
+    gradebook = GradebookWriter(course_dir)
     try:
         if resume:
             done = journal.done()
@@ -449,16 +451,17 @@ def grade_course(course_dir, *, workers: int | None = None, sandbox: str = "auto
 
         def on_result(entry: dict) -> None:
             journal.append(entry)  # durable first: the journal is the record of truth
-            record_entry(course_dir, entry)
+            gradebook.record(entry)
             summary.graded += 1
             status = entry["submission_status"]
             summary.by_status[status] = summary.by_status.get(status, 0) + 1
 
         if tasks:
-            if scheduler is not None:
-                _run_dask(tasks, scheduler, on_result, progress)
-            else:
-                run_tasks(tasks, workers or os.cpu_count() or 1, on_result, progress=progress)
+            with gradebook:
+                if scheduler is not None:
+                    _run_dask(tasks, scheduler, on_result, progress)
+                else:
+                    run_tasks(tasks, workers or os.cpu_count() or 1, on_result, progress)
     finally:
         journal.close()
         if own_scratch:

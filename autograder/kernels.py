@@ -39,6 +39,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 import warnings
@@ -166,6 +167,10 @@ def _provision_unsandboxed(workdir: Path, *, limits: Limits):
         cwd=str(workdir),
         env=env,
         extra_arguments=["--HistoryManager.hist_file=:memory:"],
+        # The kernel's own stdout/stderr (start-up warnings, a resident's os.write(2, ...))
+        # are not cell output; keep them out of the grader's terminal.
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
     def cleanup() -> None:
@@ -224,8 +229,8 @@ class WarmKernel:
 
     def send_warmup(self, modules: tuple[str, ...]) -> None:
         """Queue the warm-up imports; the kernel runs them as soon as it is up."""
-        if not modules:
-            return
+        # Even with nothing to import, an execute round-trip is how readiness is awaited
+        # (a bare client's wait_for_ready reads a heartbeat that has not started yet).
         kc = _blocking_client(self.km)
         code = (
             "def __drylab_warm():\n"
@@ -253,11 +258,10 @@ class WarmKernel:
 
         deadline = time.monotonic() + timeout
         kc = self._warm_client
+        if kc is None:
+            self.send_warmup(())
+            kc = self._warm_client
         try:
-            if kc is None:
-                kc = _blocking_client(self.km)
-                kc.wait_for_ready(timeout=timeout)
-                return
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0:

@@ -75,6 +75,7 @@ class ModuleSpec:
     release_checksums: dict  # grade_id -> nbgrader checksum of the release cell
     source_sha256: str
     is_drylab: bool
+    has_parameters: bool = True  # the source has a papermill ``parameters`` cell
 
     def capture_targets(self, question: Question, *, reference: bool) -> dict[str, str]:
         answer = question.drylab.get("answer")
@@ -168,6 +169,7 @@ def parse_source(module: str, source_text: str, nbgrader_config=None) -> ModuleS
         release_checksums={gid: _checksum(c) for gid, c in release.items()},
         source_sha256=hashlib.sha256(source_text.encode("utf-8")).hexdigest(),
         is_drylab=any(q.drylab.get("answer") for q in questions),
+        has_parameters=any("parameters" in c.metadata.get("tags", []) for c in source_nb.cells),
     )
 
 

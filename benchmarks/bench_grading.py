@@ -139,6 +139,8 @@ def pure_execution(course: Path, pairs, workers: int) -> tuple[float, float, flo
     for resident, module in pairs:
         nb = nbformat.read(course / "submitted" / resident / module / f"{module}.ipynb", 4)
         nb, _ = sanitize(nb, specs[module])
+        for cell in nb.cells:
+            cell.metadata.setdefault("tags", [])
         nb = parameterize_notebook(nb, {"resident_id": resident}, kernel_name="python3",
                                    language="python")
         code = [c.source for c in nb.cells if c.cell_type == "code"]
