@@ -160,6 +160,17 @@ class Builder:
         }
 
 
+def count_checks(answer: str, label_key: str, *, lo: int = 0, hi: str = 'len(_raw["person"])',
+                 unit_key: str = "unit_patients") -> str:
+    """The public checks of a question whose answer is a count (an ``int`` in ``[lo, hi]``).
+
+    ``hi`` is code (evaluated in the notebook); ``label_key`` and ``unit_key`` are text keys.
+    """
+    return (f'check_type({answer}, int, "{answer}")\n'
+            f'check_range({answer}, {lo}, {hi}, "{answer}", {{{{t:{unit_key}}}}})\n'
+            f"passed({{{{t:{label_key}}}}})")
+
+
 def dumps(nb: dict) -> str:
     """The notebook's file text: stable key order and indentation, so diffs stay small."""
     return json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"

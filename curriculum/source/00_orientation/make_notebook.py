@@ -3,6 +3,7 @@
 Rebuild with ``python curriculum/tools/build_notebooks.py 00_orientation``.
 """
 
+from nbbuild import count_checks
 from shared_cells import PARAMETERS
 
 SETUP = """
@@ -62,11 +63,7 @@ def build(b):
     b.question(
         "q0_1_n_patients", points=1, answer="n_patients",
         solution="n_patients = len(person)",
-        checks="""
-check_type(n_patients, int, "n_patients")
-check_range(n_patients, 1, 10_000_000, "n_patients", {{t:unit_patients}})
-passed({{t:q0_1_label}})
-""",
+        checks=count_checks("n_patients", "q0_1_label", lo=1, hi="10_000_000"),
         hidden='_mis_columns = len(_raw["person"].columns)',
         compare={"kind": "exact"},
         competencies=["jupyter-basics", "pandas-basics"],
@@ -80,11 +77,7 @@ passed({{t:q0_1_label}})
     b.question(
         "q0_2_n_women", points=1, answer="n_women",
         solution='n_women = int((person["gender_source_value"] == "F").sum())',
-        checks="""
-check_type(n_women, int, "n_women")
-check_range(n_women, 0, len(_raw["person"]), "n_women", {{t:unit_patients}})
-passed({{t:q0_2_label}})
-""",
+        checks=count_checks("n_women", "q0_2_label"),
         hidden="""
 _p = _raw["person"]
 _mis_men = int((_p["gender_source_value"] == "M").sum())
@@ -101,11 +94,7 @@ _mis_men = int((_p["gender_source_value"] == "M").sum())
     b.question(
         "q0_3_n_children", points=1, answer="n_children",
         solution='n_children = int((people["age_2022"] < 18).sum())',
-        checks="""
-check_type(n_children, int, "n_children")
-check_range(n_children, 0, len(_raw["person"]), "n_children", {{t:unit_patients}})
-passed({{t:q0_3_label}})
-""",
+        checks=count_checks("n_children", "q0_3_label"),
         hidden="""
 _age = 2022 - _raw["person"]["year_of_birth"]
 _mis_le18 = int((_age <= 18).sum())

@@ -7,6 +7,7 @@ that fails stops its cell before the hidden region runs, so a later region must 
 on names an earlier one defined.
 """
 
+from nbbuild import count_checks
 from shared_cells import PARAMETERS
 
 SETUP = """
@@ -178,11 +179,7 @@ _mis_with_snomed = set(_t2d["concept_code"])
 t2d_rows = conditions.loc[conditions["condition_source_value"].isin(t2d_codes)]
 n_t2d = int(t2d_rows["person_id"].nunique())
 """,
-        checks="""
-check_type(n_t2d, int, "n_t2d")
-check_range(n_t2d, 1, len(_raw["person"]), "n_t2d", {{t:unit_patients}})
-passed({{t:q1_2_label}})
-""",
+        checks=count_checks("n_t2d", "q1_2_label", lo=1),
         hidden=_CODES + """
 _mis_icd10_only = int(_co.loc[_co["condition_source_value"].isin(_icd10), "person_id"].nunique())
 _mis_rows = int(_co["condition_source_value"].isin(_codes).sum())
@@ -204,12 +201,7 @@ found_by_icd10 = set(t2d_rows.loc[t2d_rows["condition_source_value"].isin(icd10_
                                   "person_id"])
 n_lost_icd10_only = len(all_t2d - found_by_icd10)
 """,
-        checks="""
-check_type(n_lost_icd10_only, int, "n_lost_icd10_only")
-check_range(n_lost_icd10_only, 0, len(_raw["person"]), "n_lost_icd10_only",
-            {{t:unit_patients}})
-passed({{t:q1_3_label}})
-""",
+        checks=count_checks("n_lost_icd10_only", "q1_3_label"),
         hidden=_CODES + """
 _icd9_rows = _co.loc[_co["condition_source_value"].isin(_codes - _icd10)]
 _mis_any_icd9 = int(_icd9_rows["person_id"].nunique())
@@ -265,11 +257,7 @@ lookback = periods["index_date"] - periods["observation_period_start_date"]
 eligible = periods.loc[lookback >= pd.Timedelta(days=365)]
 n_lookback = int(eligible["person_id"].nunique())
 """,
-        checks="""
-check_type(n_lookback, int, "n_lookback")
-check_range(n_lookback, 0, len(_raw["person"]), "n_lookback", {{t:unit_patients}})
-passed({{t:q1_5_label}})
-""",
+        checks=count_checks("n_lookback", "q1_5_label"),
         hidden=_CODES + _ELIGIBLE + """
 _ahead = _per["observation_period_end_date"] - _per["condition_start_date"]
 _mis_followup = int(_per.loc[_ahead >= pd.Timedelta(days=365), "person_id"].nunique())
