@@ -286,11 +286,8 @@ def build(workdir: Path, modules: list[str]) -> Path:
 
 def grade_all(course: Path, modules: list[str], *, workers: int = 2) -> Run:
     """Write the harness's submissions for a built course and grade them (two phases)."""
-    from autograder import grade
+    from autograder.grade import Task, run_tasks
     from autograder.kernels import Limits
-
-    # run_tasks is the grading core's public pool runner (it replaces _run_local).
-    run_tasks = getattr(grade, "run_tasks", None) or grade._run_local
 
     workdir = course.parent
     variants_course = workdir / "course-variants"
@@ -311,7 +308,7 @@ def grade_all(course: Path, modules: list[str], *, workers: int = 2) -> Run:
         folder.mkdir(parents=True)
         (folder / f"{sub.module}.ipynb").write_text(json.dumps(sub.nb), encoding="utf-8")
         home = variants_course if sub.kind == "variant" else course
-        tasks[i] = grade.Task(str(home), sub.resident, sub.module, str(folder), str(scratch),
+        tasks[i] = Task(str(home), sub.resident, sub.module, str(folder), str(scratch),
                         "none", limits)
     for phase in (("solution",), ("release", "variant")):
         todo = [tasks[i] for i, s in enumerate(subs) if s.kind in phase]
