@@ -50,7 +50,7 @@ class Resident:
 
 #: The simulated class. Roles:
 #: ``correct`` the instructor's solution; ``misconception`` the solution with one answer per
-#: module replaced by a misconception variant; ``partial`` the first question left empty and one
+#: module replaced by a misconception variant (later answers that build on it may suffer); ``partial`` the first question left empty and one
 #: answer with a misspelt name; ``crash`` the kernel dies (``os._exit``) in the first module;
 #: ``loop`` an infinite loop in the first module; ``empty`` the release unchanged.
 ROSTER = (
@@ -362,18 +362,23 @@ def simulate_class(course_dir: str | os.PathLike, modules: list[str],
             if role == "correct":
                 plan.all_auto = "passed"
             elif role == "misconception":
-                # One variant each, as the curriculum harness checks them ("exactly that
-                # question loses its points"; two at once may interact). Round robin, shifted
-                # per module, so the class shows as many different mistakes as it can.
+                # One variant each (two at once may interact), round robin shifted per
+                # module so the class shows as many different mistakes as it can. Questions
+                # before it must pass; later ones may build on the wrong answer, as they
+                # would for a real resident, so they are not predicted.
                 k = mis_residents.index(resident) + m_index * len(mis_residents)
-                mine = [variants[k % len(variants)]] if variants else []
-                for v in mine:
+                if variants:
+                    v = variants[k % len(variants)]
                     cell = next(q.answer_cell for q in questions if q.grade_id == v.question)
                     answers[cell] = replace_solution(sources[cell], v.region)
                     plan.expect[v.question] = ("failed", v.id if v.targeted else None,
                                                v.message)
-                for q in questions:
-                    plan.expect.setdefault(q.grade_id, ("passed", "", ""))
+                    for q in questions:
+                        if q.grade_id == v.question:
+                            break
+                        plan.expect[q.grade_id] = ("passed", "", "")
+                else:
+                    plan.all_auto = "passed"
             elif role == "partial" and questions:
                 first = questions[0]
                 answers.pop(first.answer_cell, None)  # left as released
