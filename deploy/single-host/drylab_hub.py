@@ -13,10 +13,8 @@ import importlib.util
 import os
 import pwd
 import re
-import shutil
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -97,96 +95,6 @@ def ensure_unix_user(name, create):
     return pwd.getpwnam(name)
 
 
-def _reachable_by_all(path):
-    """True when every user can execute `path` (o+x on it and on every directory above it)."""
-    path = Path(path).resolve()
-    return all(p.stat().st_mode & stat.S_IXOTH for p in [path, *path.parents])
-
-
-def _link_or_copy(src, dst):
-    """Hard-link (instant, no space) where src and dst share a file system, else copy."""
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
-def _shared_interpreter(dest):
-    """The hub's own interpreter and standard library, re-homed under `dest`.
-
-    The same build, not the system's python of the same version: a different patch release
-    changes the standard library under the installed packages (soupsieve 4.1 cannot compile
-    CSS selectors on Debian's 3.11.2, which breaks nbconvert's HTML export).
-    """
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    base = Path(sys.base_prefix)
-    dest = Path(dest)
-    if not (dest / "bin" / version).exists():
-        (dest / "bin").mkdir(parents=True, exist_ok=True)
-        (dest / "lib").mkdir(exist_ok=True)
-        _link_or_copy(base / "bin" / version, dest / "bin" / version)
-        for lib in (base / "lib").glob(f"lib{version}*.so*"):
-            _link_or_copy(lib, dest / "lib" / lib.name)
-        shutil.copytree(base / "lib" / version, dest / "lib" / version,
-                        copy_function=_link_or_copy, symlinks=True,
-                        ignore=shutil.ignore_patterns("site-packages", "test"))
-        (dest / "lib" / version / "site-packages").mkdir(exist_ok=True)
-    return dest / "bin" / version, dest / "lib"
-
-
-def user_environment(dest):
-    """(bin directory, extra environment) of the Python the users' servers and nbgrader run.
-
-    That is the hub's own environment, unless its interpreter sits where other users cannot
-    reach it (e.g. a pyenv build under root's 0700 home). Then a thin venv is made in `dest`
-    (a directory every user can reach) on a re-homed copy of the same interpreter: the hub
-    environment's site-packages added by a .pth file, its share/ and etc/ linked (JupyterLab's
-    assets, kernel specs, server-extension config) and its console scripts re-pointed at the
-    new interpreter. The extra environment (LD_LIBRARY_PATH for a shared libpython) must be
-    set for every process that runs it.
-    """
-    prefix = Path(sys.prefix)
-    if _reachable_by_all(sys.executable):
-        return prefix / "bin", {}
-    dest = Path(dest)
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    python, libdir = _shared_interpreter(dest / "interpreter")
-    extra_env = {"LD_LIBRARY_PATH": str(libdir)}
-    venv = dest / "venv"
-    if not (venv / "bin" / "python").exists():
-        subprocess.run([str(python), "-m", "venv", "--without-pip", str(venv)], check=True,
-                       env={**os.environ, **extra_env})
-    site = prefix / "lib" / version / "site-packages"
-    (venv / "lib" / version / "site-packages" / "zz_drylab_hub_env.pth").write_text(
-        f"import site; site.addsitedir({str(site)!r})\n")
-    for name in ("share", "etc"):
-        link = venv / name
-        if link.is_symlink():
-            link.unlink()
-        elif link.exists():
-            shutil.rmtree(link)
-        link.symlink_to(prefix / name)
-    for script in (prefix / "bin").iterdir():
-        if script.name.startswith(("python", "activate", "pip")) or not script.is_file():
-            continue
-        lines = script.read_bytes().split(b"\n", 1)
-        if len(lines) == 2 and lines[0].startswith(b"#!") and b"python" in lines[0]:
-            target = venv / "bin" / script.name
-            target.write_bytes(b"#!" + str(venv / "bin" / "python").encode() + b"\n" + lines[1])
-            os.chmod(target, 0o755)
-    for path in [dest, *dest.rglob("*")]:
-        if path.is_symlink():
-            continue
-        mode = path.stat().st_mode
-        wanted = mode | (0o055 if path.is_dir() else 0o044)
-        if wanted != mode:
-            os.chmod(path, wanted)
-    if not _reachable_by_all(venv / "bin" / "python"):
-        raise HubConfigError(f"{dest} is not reachable by other users; choose another "
-                             "DRYLAB_USER_ENV_DIR")
-    return venv / "bin", extra_env
-
-
 def as_user(name, user_env):
     """subprocess keyword arguments that run a command as unix user `name` (hub runs as root),
     in the Python environment `user_env` (what user_environment returns)."""
@@ -205,7 +113,10 @@ def role_config_path(role, extra=()):
     """JUPYTER_CONFIG_PATH for a user's server: the role's directory first, then the shared one.
 
     Residents' directory disables nbgrader's formgrader and create-assignment (the instructor
-    tools); both roles read jupyter-config/common/nbgrader_config.py (course id, exchange root).
+    tools); instructors' lets their own pages frame their server (Content-Security-Policy
+    frame-ancestors 'self'), which the lab Formgrader, an iframe, needs under JupyterHub (see
+    docs/deploy.md); both read jupyter-config/common/nbgrader_config.py (course id, exchange
+    root, the exchange's submit class).
     """
     if role not in ("instructor", "resident"):
         raise HubConfigError(f"role must be 'instructor' or 'resident', got {role!r}")
@@ -240,136 +151,3 @@ def prepare_exchange(root, course_id, owner):
                 f"(mode {oct(mode & 0o777)}); residents could not reach the exchange"
             )
     return course
-
-
-def install_course(course_src, instructor):
-    """Copy a course (nbgrader layout: nbgrader_config.py, source/<module>/) to the instructor.
-
-    Returns the course directory ~instructor/drylab, owned by the instructor and 0700, since
-    it will hold every resident's submission, the gradebook and the solutions.
-    """
-    course_src = Path(course_src)
-    if not (course_src / "source").is_dir():
-        raise HubConfigError(f"{course_src} is not a course directory: it has no source/ folder")
-    entry = pwd.getpwnam(instructor)
-    dest = Path(entry.pw_dir) / COURSE_DIR_NAME
-    shutil.copytree(course_src, dest, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-    for path in [dest, *dest.rglob("*")]:
-        os.chown(path, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
-    os.chmod(dest, 0o700)
-    return dest
-
-
-def instructor_env(instructor, exchange_root, user_env):
-    """Environment for nbgrader commands an instructor runs outside their hub server."""
-    kwargs = as_user(instructor, user_env)
-    kwargs["env"].update({
-        "JUPYTER_CONFIG_PATH": role_config_path("instructor"),
-        "DRYLAB_EXCHANGE_ROOT": str(exchange_root),
-        "DRYLAB_COURSE_ID": COURSE_ID,
-    })
-    kwargs["cwd"] = str(Path(kwargs["cwd"]) / COURSE_DIR_NAME)
-    return kwargs
-
-
-def run_as_instructor(instructor, exchange_root, user_env, argv, **extra):
-    """Run `argv` (e.g. ["nbgrader", "collect", "00_orientation"]) as the instructor, in the
-    course directory, with the hub's nbgrader configuration. Raises CalledProcessError."""
-    kwargs = instructor_env(instructor, exchange_root, user_env)
-    kwargs.update(extra)
-    result = subprocess.run(argv, text=True, capture_output=True, **kwargs)
-    if result.returncode:
-        raise subprocess.CalledProcessError(
-            result.returncode, argv, result.stdout,
-            f"{' '.join(argv)} as {instructor} failed:\n{result.stderr[-4000:]}")
-    return result
-
-
-def course_dir(instructor):
-    """The instructor's course directory on the hub (~instructor/drylab)."""
-    return Path(pwd.getpwnam(instructor).pw_dir) / COURSE_DIR_NAME
-
-
-def _chown_tree(path, uid, gid):
-    for p in [path, *Path(path).rglob("*")]:
-        os.chown(p, uid, gid, follow_symlinks=False)
-
-
-def grade_as_root(instructor, course, sandbox="bwrap", workers=None):
-    """Grade the collected submissions with `drylab grade`, as root, in the bwrap sandbox.
-
-    The sandbox needs root (it joins cgroups and drops each kernel to a leased uid), so on a
-    single host an administrator (or a sudo rule for exactly this) runs grading; the files it
-    writes (journal, gradebook, reference cache) are handed back to the instructor after.
-    """
-    entry = pwd.getpwnam(instructor)
-    bin_dir = Path(sys.executable).parent
-    argv = [str(bin_dir / "drylab"), "grade", str(course), "--sandbox", sandbox,
-            "--no-progress"]
-    if workers:
-        argv += ["--workers", str(workers)]
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
-    try:
-        result = subprocess.run(argv, text=True, capture_output=True, env=env, cwd=course)
-    finally:
-        _chown_tree(course, entry.pw_uid, entry.pw_gid)
-    if result.returncode:
-        raise subprocess.CalledProcessError(
-            result.returncode, argv, result.stdout,
-            f"{' '.join(argv)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
-    return result
-
-
-def stage_feedback(course, module):
-    """Put nbgrader's submission stamps next to drylab's feedback pages.
-
-    `drylab feedback` writes COURSE/feedback/<resident>/<module>/<module>.html; nbgrader's
-    release_feedback also needs that submission's timestamp.txt and submission_secret.txt
-    there (the secret names the released file, so only its author can find it), which
-    `nbgrader generate_feedback` would have copied from submitted/.
-    """
-    course = Path(course)
-    owner = course.stat()
-    staged = []
-    for page in sorted((course / "feedback").glob(f"*/{module}/{module}.html")):
-        resident = page.parent.parent.name
-        submitted = course / "submitted" / resident / module
-        for stamp in ("timestamp.txt", "submission_secret.txt"):
-            shutil.copy2(submitted / stamp, page.parent / stamp)
-            os.chown(page.parent / stamp, owner.st_uid, owner.st_gid)
-        staged.append(page)
-    return staged
-
-
-def release_module(instructor, course_src, module, exchange_root, user_env):
-    """What an instructor does to hand out a module: copy the course in, `drylab build` it
-    (the release without solutions, hidden tests or grading metadata), release it."""
-    course = install_course(course_src, instructor)
-    run_as_instructor(instructor, exchange_root, user_env,
-                      ["drylab", "build", str(course), "--module", module])
-    run_as_instructor(instructor, exchange_root, user_env,
-                      ["nbgrader", "release_assignment", "--force", module])
-    return course
-
-
-def main(argv=None):
-    """`python drylab_hub.py release-demo`: run-hub.sh's set-up of the try-out (as root)."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("command", choices=["release-demo"])
-    parser.add_argument("--module", default="00_orientation")
-    args = parser.parse_args(argv)
-    instructor = env_list("DRYLAB_INSTRUCTORS")[0]
-    exchange_root = Path(require_env("DRYLAB_EXCHANGE_ROOT", "where the exchange lives"))
-    ensure_unix_user(instructor, create=True)
-    prepare_exchange(exchange_root, COURSE_ID, owner=instructor)
-    user_env = user_environment(require_env("DRYLAB_USER_ENV_DIR", "the users' Python"))
-    course = release_module(instructor, REPO / "curriculum", args.module, exchange_root,
-                            user_env)
-    print(f"released {args.module} from {course}")
-
-
-if __name__ == "__main__":
-    main()

@@ -40,6 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import drylab_hub  # noqa: E402 (the helpers sit next to this file, not on sys.path)
+import user_env  # noqa: E402
 
 c = get_config()  # noqa: F821 (traitlets injects get_config into config files)
 
@@ -139,11 +140,11 @@ c.Authenticator.admin_users = set(drylab_hub.env_list("DRYLAB_HUB_ADMINS"))
 
 # --- the single-user servers ------------------------------------------------------------------
 # The servers' Python: the hub's environment, or a thin copy every user can run (see
-# drylab_hub.user_environment) in DRYLAB_USER_ENV_DIR (default: next to the state directory).
+# user_env.py) in DRYLAB_USER_ENV_DIR (default: next to the state directory).
 if spawner_kind == "simple":
     bin_dir, user_extra_env = Path(sys.prefix) / "bin", {}
 else:
-    bin_dir, user_extra_env = drylab_hub.user_environment(
+    bin_dir, user_extra_env = user_env.user_environment(
         os.environ.get("DRYLAB_USER_ENV_DIR", state_dir.parent / "user-env"))
 c.Spawner.cmd = [str(bin_dir / "jupyterhub-singleuser")]
 c.Spawner.default_url = "/lab"

@@ -25,7 +25,7 @@ export DRYLAB_HUB_IP=127.0.0.1 DRYLAB_HUB_PORT="${DRYLAB_HUB_PORT:-8000}"
 if [ "$(id -u)" = 0 ]; then
   export DRYLAB_HUB_SPAWNER=local DRYLAB_CREATE_USERS=1
   echo "run-hub: creating the try-out's unix users if missing and releasing module 00 ..."
-  python "$here/drylab_hub.py" release-demo
+  python "$here/instructor.py" release-demo
 else
   export DRYLAB_HUB_SPAWNER=simple
   echo "run-hub: WARNING: not root, so every server runs as $(id -un): residents are NOT" \

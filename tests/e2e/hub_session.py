@@ -25,6 +25,8 @@ REPO = Path(__file__).resolve().parents[2]
 SINGLE_HOST = REPO / "deploy" / "single-host"
 sys.path.insert(0, str(SINGLE_HOST))
 import drylab_hub  # noqa: E402 (lives in deploy/single-host, put on sys.path just above)
+import instructor as instructor_steps  # noqa: E402 (the instructor.py module)
+import user_env  # noqa: E402
 
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
 PASSWORD = "e2e-" + secrets.token_urlsafe(12)
@@ -44,7 +46,7 @@ class Hub:
 
     def instructor_run(self, *argv):
         """Run a command as the instructor in the course directory (nbgrader, drylab)."""
-        return drylab_hub.run_as_instructor(self.instructor, self.exchange, self.user_env,
+        return instructor_steps.run_as_instructor(self.instructor, self.exchange, self.user_env,
                                             list(argv))
 
     def as_user(self, name, code):
@@ -75,7 +77,9 @@ def _wait_healthy(url, proc, log, timeout=120):
     pytest.fail(f"jupyterhub did not answer on {url} in {timeout}s:\n{log.read_text()[-4000:]}")
 
 
-def _stop(proc, timeout=60):
+def _stop(proc, state_dir, timeout=60):
+    """Stop the hub (it stops the servers and its proxy); if it had to be killed, stop the
+    proxy it started too, by the pid it recorded."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -83,6 +87,14 @@ def _stop(proc, timeout=60):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+    pid_file = state_dir / "proxy.pid"
+    if pid_file.exists():
+        try:
+            proxy = psutil.Process(int(pid_file.read_text()))
+            if "configurable-http-proxy" in " ".join(proxy.cmdline()):
+                proxy.kill()
+        except (psutil.NoSuchProcess, ValueError):
+            pass
 
 
 def _remove_user(name):
@@ -114,14 +126,14 @@ def hub():
     root = Path(tempfile.mkdtemp(prefix="drylab-e2e-"))
     os.chmod(root, 0o755)
     tag = secrets.token_hex(3)
-    instructor, residents = f"inst-{tag}", [f"resa-{tag}", f"resb-{tag}"]
+    teacher, residents = f"inst-{tag}", [f"resa-{tag}", f"resb-{tag}"]
     port = _free_port()
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
         "DRYLAB_HUB_AUTH": "shared-password",
         "DRYLAB_SHARED_PASSWORD": PASSWORD,
-        "DRYLAB_INSTRUCTORS": instructor,
+        "DRYLAB_INSTRUCTORS": teacher,
         "DRYLAB_RESIDENTS": ",".join(residents),
         "DRYLAB_CREATE_USERS": "1",
         "DRYLAB_EXCHANGE_ROOT": str(root / "exchange"),
@@ -139,12 +151,12 @@ def hub():
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, proc, log)
-        user_env = drylab_hub.user_environment(root / "user-env")
-        yield Hub(url=url, root=root, exchange=root / "exchange", instructor=instructor,
-                  residents=residents, password=PASSWORD, user_env=user_env, log=log, proc=proc)
+        yield Hub(url=url, root=root, exchange=root / "exchange", instructor=teacher,
+                  residents=residents, password=PASSWORD,
+                  user_env=user_env.user_environment(root / "user-env"), log=log, proc=proc)
     finally:
-        _stop(proc)
+        _stop(proc, root / "state")
         shutil.copy(log, ARTIFACTS / "hub.log")
-        for name in [instructor, *residents]:
+        for name in [teacher, *residents]:
             _remove_user(name)
         shutil.rmtree(root, ignore_errors=True)

@@ -18,6 +18,9 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]
 SLOW = 120_000  # ms: a server start or a kernel start on a busy 2-core machine
+# Every other expectation: generous too, since CI's 2 cores also run the hub, two servers and
+# their kernels while the browser renders.
+expect.set_options(timeout=30_000)
 
 
 class Shots:

@@ -3,25 +3,32 @@
 The instructor releases module 00 of the curriculum; two residents log in, open it in
 JupyterLab, run it (their own cohort, an ipywidgets widget), see a public check fail on a
 wrong answer and pass on a right one, and submit through nbgrader's assignment list; the
-instructor collects, grades with `drylab grade`, returns feedback through nbgrader's
-exchange; each resident reads their own feedback and cannot reach the other's, in the
-browser and on the file system. Screenshots of every step go to test-artifacts/e2e/.
+instructor collects, grades with `drylab grade` (as root, in the bubblewrap sandbox), sees
+the graded submissions in Formgrader, returns feedback through nbgrader's exchange; each
+resident reads their own feedback and cannot reach the other's, in the browser and on the
+file system. Screenshots of every step, the timings (steps.txt), the hub's log and the
+grader's output go to test-artifacts/e2e/.
 """
 
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import lab_steps as lab
 import pytest
-from hub_session import ARTIFACTS, REPO, drylab_hub
+from hub_session import ARTIFACTS, REPO, drylab_hub, instructor_steps
 from playwright.sync_api import expect, sync_playwright
 
 from autograder.feedback import STATUS_LABELS
+from autograder.journal import latest_entries
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 MODULE = "00_orientation"
+# What this test relies on in module 00 (curriculum/source/00_orientation): a cell that builds
+# the cohort with cohort_for(resident_id) and prints "Resident: <id>", a `person.head()` cell,
+# Question 0.1's answer cell and check, and a cell with an ipywidgets `widgets.interact(...)`.
 # Module 00's first question invites a wrong answer on purpose (docs in the notebook):
 # `person.shape` is a tuple, so check_type's message names the variable and what it is.
 ANSWER_CELL = "n_patients = None"
@@ -34,7 +41,8 @@ RIGHT = {0: "n_patients = len(person)", 1: "n_patients = len(person) - 1"}
 
 
 def _resident_session(page, hub, index, shots):
-    """Fetch, open, run, fail a check, pass it, see the widget, save, submit."""
+    """Fetch, open, run, fail a check, pass it, see the widget, save, submit; returns the
+    first rows of the resident's `person` table as shown."""
     name = hub.residents[index]
     tag = f"resident{'AB'[index]}"
     lab.login(page, hub.url, name, hub.password, started=True)
@@ -50,8 +58,9 @@ def _resident_session(page, hub, index, shots):
     check = lab.cell(page, "passed('Question 0.1')")
     # Run All stops at the first failing check: Question 0.1 is still None.
     expect(lab.outputs(check)).to_contain_text("AssertionError", timeout=lab.SLOW)
-    cohort = lab.cell(page, "cohort = cohort_for(resident_id)")
+    cohort = lab.cell(page, "cohort_for(resident_id)")
     expect(lab.outputs(cohort)).to_contain_text(f"Resident: {name}")
+    first_rows = lab.outputs(lab.cell(page, "person.head()")).text_content()
     shots.take(page, f"{tag}_run_all_own_cohort")
 
     lab.set_source(page, answer, WRONG)
@@ -69,7 +78,7 @@ def _resident_session(page, hub, index, shots):
     expect(lab.outputs(check)).not_to_contain_text("AssertionError")
     shots.take(page, f"{tag}_public_check_passes")
 
-    widget_cell = lab.cell(page, "widgets.interact(show_ages")
+    widget_cell = lab.cell(page, "widgets.interact(")
     lab.run(page, widget_cell)
     expect(widget_cell.locator(".widget-dropdown select")).to_be_visible(timeout=lab.SLOW)
     expect(widget_cell.locator(".jp-OutputArea-output img")).to_be_visible(timeout=lab.SLOW)
@@ -79,17 +88,23 @@ def _resident_session(page, hub, index, shots):
     lab.save(page)
     lab.submit(page, MODULE)
     shots.take(page, f"{tag}_submitted")
+    return first_rows
 
 
 def _return_feedback(hub, shots):
     """The instructor's side after the deadline: collect, grade, write and release feedback."""
     hub.instructor_run("nbgrader", "collect", MODULE)
     shots.note("collected")
-    course = drylab_hub.course_dir(hub.instructor)
-    drylab_hub.grade_as_root(hub.instructor, course)
+    course = instructor_steps.course_dir(hub.instructor)
+    graded = instructor_steps.grade_as_root(hub.instructor, course)
+    (ARTIFACTS / "grade.log").write_text(graded.stdout + graded.stderr)
     shots.note("graded")
+    # Both submissions were graded, each in the bubblewrap sandbox.
+    entries = latest_entries(course)
+    assert sorted(resident for resident, _ in entries) == sorted(hub.residents)
+    assert {e["sandbox"] for e in entries.values()} == {"bwrap"}
     hub.instructor_run("drylab", "feedback", str(course))
-    drylab_hub.stage_feedback(course, MODULE)
+    instructor_steps.stage_feedback(course, MODULE)
     hub.instructor_run("nbgrader", "release_feedback", MODULE)
     shots.note("feedback released")
     return course
@@ -124,14 +139,18 @@ def test_resident_loop_in_a_browser(hub):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=lab.CHROMIUM, args=lab.CHROMIUM_ARGS)
         try:
-            pages = [browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
-                     for _ in hub.residents]
-            for page, name in zip(pages, hub.residents, strict=True):
+            teacher, *pages = [
+                browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+                for _ in (hub.instructor, *hub.residents)]
+            for page, name in zip((teacher, *pages), (hub.instructor, *hub.residents),
+                                  strict=True):
                 lab.start_login(page, hub.url, name, hub.password)
             release.result()
-            for i, page in enumerate(pages):
-                _resident_session(page, hub, i, shots)
+            first_rows = [_resident_session(page, hub, i, shots) for i, page in enumerate(pages)]
+            # The hub passed each resident's id into the notebook: two different cohorts.
+            assert "person_id" in first_rows[0] and first_rows[0] != first_rows[1]
             course = _return_feedback(hub, shots)
+            _formgrader(teacher, hub, shots)
             feedback = [_read_feedback(page, hub, i, shots) for i, page in enumerate(pages)]
             a, b = hub.residents
             # Each page is its owner's and says how Question 0.1 went: A right, B not.
@@ -154,6 +173,22 @@ def test_resident_loop_in_a_browser(hub):
     shots.note(f"done in {time.monotonic() - started:.0f}s")
 
 
+def _formgrader(page, hub, shots):
+    """The instructor's Formgrader (nbgrader's lab extension) shows the module and the two
+    graded submissions, read from the gradebook that `drylab grade` filled."""
+    lab.login(page, hub.url, hub.instructor, hub.password, started=True)
+    lab.menu(page, "Nbgrader", "Formgrader")
+    frame = page.frame_locator("#formgrader iframe")
+    expect(frame.locator("body")).to_contain_text(MODULE, timeout=lab.SLOW)
+    shots.take(page, "instructor_formgrader")
+    page.goto(f"{hub.url}/user/{hub.instructor}/formgrader/manage_submissions/{MODULE}")
+    # A earned Question 0.1's point, B did not; nothing else was answered.
+    for name, points in zip(hub.residents, (1, 0), strict=True):
+        row = page.locator("tr", has_text=name)
+        expect(row).to_contain_text(re.compile(rf"\b{points} / \d+"), timeout=lab.SLOW)
+    shots.take(page, "instructor_formgrader_submissions")
+
+
 def _feedback_file(resident):
     """The feedback page nbgrader fetched into the resident's home (one, after one fetch)."""
     home = Path(drylab_hub.pwd.getpwnam(resident).pw_dir)
@@ -169,7 +204,7 @@ def _assert_question_status(frame, status):
 
 
 def _release(hub, shots):
-    drylab_hub.release_module(hub.instructor, REPO / "curriculum", MODULE, hub.exchange,
+    instructor_steps.release_module(hub.instructor, REPO / "curriculum", MODULE, hub.exchange,
                               hub.user_env)
     shots.note("built and released")
 
