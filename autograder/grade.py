@@ -477,6 +477,14 @@ def _progress(total: int, enabled: bool):
                 file=sys.stderr)
 
 
+def _lost_entry(task: Task, what: str, exc: Exception) -> dict:
+    """The entry of a task whose worker never returned one."""
+    entry = _entry(task, submission_status="grader_error",
+                   message=f"{what}: {type(exc).__name__}: {exc}")
+    entry["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return entry
+
+
 def run_tasks(tasks: list[Task], workers: int, on_result, progress: bool = False) -> None:
     """Grade tasks in a local process pool; ``on_result(entry)`` is called in this process
     as each finishes (in completion order). Used by :func:`grade_course` and by the
@@ -496,10 +504,7 @@ def run_tasks(tasks: list[Task], workers: int, on_result, progress: bool = False
             try:
                 entry = fut.result()
             except Exception as exc:  # noqa: BLE001 - a worker process died
-                task = futures[fut]
-                entry = _entry(task, submission_status="grader_error",
-                               message=f"the grading worker died: {type(exc).__name__}: {exc}")
-                entry["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+                entry = _lost_entry(futures[fut], "the grading worker died", exc)
             on_result(entry)
             bar.update(1)
 
@@ -520,10 +525,7 @@ def _run_dask(tasks: list[Task], scheduler, on_result, progress: bool) -> None:
                 try:
                     entry = fut.result()
                 except Exception as exc:  # noqa: BLE001
-                    task = index[fut.key]
-                    entry = _entry(task, submission_status="grader_error",
-                                   message=f"the Dask task failed: {type(exc).__name__}: {exc}")
-                    entry["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+                    entry = _lost_entry(index[fut.key], "the Dask task failed", exc)
                 on_result(entry)
                 bar.update(1)
     finally:
