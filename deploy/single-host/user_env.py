@@ -64,10 +64,17 @@ def user_environment(dest):
     set for every process that runs it.
     """
     prefix = Path(sys.prefix)
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    # The packages and the hub's per-role Jupyter configuration must be readable by every
+    # user in any case: only the interpreter can be re-homed cheaply.
+    for needed in (prefix / "lib" / version / "site-packages", Path(__file__).parent):
+        if not _reachable_by_all(needed):
+            raise HubConfigError(
+                f"{needed} cannot be reached by other users (a directory above it lacks o+x); "
+                "install Dry Lab where every user can read it, e.g. /opt/drylab")
     if _reachable_by_all(sys.executable):
         return prefix / "bin", {}
     dest = Path(dest)
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     python, libdir = _shared_interpreter(dest / "interpreter")
     extra_env = {"LD_LIBRARY_PATH": str(libdir)}
     venv = dest / "venv"

@@ -61,6 +61,7 @@ def _resident_session(page, hub, index, shots):
     cohort = lab.cell(page, "cohort_for(resident_id)")
     expect(lab.outputs(cohort)).to_contain_text(f"Resident: {name}")
     first_rows = lab.outputs(lab.cell(page, "person.head()")).text_content()
+    cohort.scroll_into_view_if_needed()
     shots.take(page, f"{tag}_run_all_own_cohort")
 
     lab.set_source(page, answer, WRONG)
@@ -184,8 +185,9 @@ def _formgrader(page, hub, shots):
     page.goto(f"{hub.url}/user/{hub.instructor}/formgrader/manage_submissions/{MODULE}")
     # A earned Question 0.1's point, B did not; nothing else was answered.
     for name, points in zip(hub.residents, (1, 0), strict=True):
-        row = page.locator("tr", has_text=name)
-        expect(row).to_contain_text(re.compile(rf"\b{points} / \d+"), timeout=lab.SLOW)
+        score = page.locator("tr", has_text=name).get_by_role(
+            "gridcell", name=re.compile(rf"^{points} / \d+$"))
+        expect(score).to_be_visible(timeout=lab.SLOW)
     shots.take(page, "instructor_formgrader_submissions")
 
 
