@@ -28,15 +28,20 @@ def pytest_generate_tests(metafunc):
 
 
 def _modules_of(items) -> list[str]:
+    known = set(h.module_names())
     wanted = set()
     for item in items:
+        # other test files (e.g. the autograder's) also parametrize on "module"; only the
+        # harness's own tests select curriculum modules
+        if Path(str(item.fspath)).parent != Path(__file__).resolve().parent:
+            continue
         params = getattr(getattr(item, "callspec", None), "params", {})
         if "module" in params:
             wanted.add(params["module"])
         if "variant" in params:
             wanted.update(m for m in h.module_names()
                           if params["variant"] in h.load_variants(h.CURRICULUM / "source" / m))
-    return sorted(wanted) or h.module_names()
+    return sorted(wanted & known) or h.module_names()
 
 
 @pytest.fixture(scope="session")
