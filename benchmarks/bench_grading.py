@@ -141,6 +141,7 @@ def pure_execution(course: Path, pairs, workers: int) -> tuple[float, float, flo
         nb, _ = sanitize(nb, specs[module])
         for cell in nb.cells:
             cell.metadata.setdefault("tags", [])
+        nb.metadata["papermill"] = {"parameters": {}, "default_parameters": {}}
         nb = parameterize_notebook(nb, {"resident_id": resident}, kernel_name="python3",
                                    language="python")
         code = [c.source for c in nb.cells if c.cell_type == "code"]
