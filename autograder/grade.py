@@ -479,8 +479,16 @@ def _progress(total: int, enabled: bool):
 
 def _lost_entry(task: Task, what: str, exc: Exception) -> dict:
     """The entry of a task whose worker never returned one."""
+    from autograder import course as _course
+
+    try:  # name the submission, so the entry can be matched to it (cheap: no kernel)
+        path, _ = find_notebook(task)
+    except OSError:
+        path = None
     entry = _entry(task, submission_status="grader_error",
-                   message=f"{what}: {type(exc).__name__}: {exc}")
+                   message=f"{what}: {type(exc).__name__}: {exc}",
+                   notebook=path.name if path else "",
+                   submission_sha256=_course.sha256_file(path) if path else "")
     entry["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     return entry
 

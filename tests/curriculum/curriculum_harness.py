@@ -336,7 +336,8 @@ def _index_of(entry: dict, subs: list[Submission], tasks: dict) -> int:
             if not subs[i].entry:
                 return i
     raise RuntimeError(f"no submission matches the grader's entry for "
-                       f"{entry['resident']}/{entry['module']}")
+                       f"{entry['resident']}/{entry['module']} "
+                       f"({entry.get('submission_status')}: {entry.get('message')})")
 
 
 def workers_default() -> int:
