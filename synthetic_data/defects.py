@@ -127,9 +127,14 @@ class _Context:
     log: list[tuple] = field(default_factory=list)
     touched: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def site_of_rows(self, table: str) -> np.ndarray:
+    def latent_of_rows(self, table: str, name: str) -> np.ndarray:
+        """The latent attribute ``name`` of each row's patient (duplicates map into range)."""
         pid = self.tables[table]["person_id"].to_numpy()
-        return self.lat["site"][np.clip(pid - self.person_base, 0, len(self.lat["site"]) - 1)]
+        values = self.lat[name]
+        return values[np.clip(pid - self.person_base, 0, len(values) - 1)]
+
+    def site_of_rows(self, table: str) -> np.ndarray:
+        return self.latent_of_rows(table, "site")
 
     def rate_by_site(self, table: str, rate: float) -> np.ndarray:
         mult = SITE_MULTIPLIER.get(self.kind, {})
@@ -301,10 +306,8 @@ def missing_mcar(ctx: _Context, rate: float) -> None:
 
 
 def missing_mar(ctx: _Context, rate: float) -> None:
-    m = ctx.tables["measurement"]
     site = ctx.site_of_rows("measurement")
-    age = ctx.lat["age"][np.clip(m["person_id"].to_numpy() - ctx.person_base, 0,
-                                 len(ctx.lat["age"]) - 1)]
+    age = ctx.latent_of_rows("measurement", "age")
     cause = (site == 2) | (age > 75)
     _set_missing(ctx, ctx.pick(rate, ctx.fresh("measurement", _meas_mask(ctx, "ldl") & cause)))
 
@@ -346,8 +349,7 @@ def unmapped_code(ctx: _Context, rate: float) -> None:
 
 def sex_implausible(ctx: _Context, rate: float) -> None:
     c = ctx.tables["condition_occurrence"]
-    female = ctx.lat["female"][np.clip(c["person_id"].to_numpy() - ctx.person_base, 0,
-                                       len(ctx.lat["female"]) - 1)]
+    female = ctx.latent_of_rows("condition_occurrence", "female")
     rows = ctx.pick(rate, ctx.fresh("condition_occurrence", np.ones(len(c), bool)))
     icd10 = c["condition_start_date"].to_numpy()[rows] >= omop.ICD10_SWITCH
     gdm, bph = omop.SEX_SPECIFIC["gdm"], omop.SEX_SPECIFIC["bph"]
