@@ -43,6 +43,10 @@ def register_grade(subparsers) -> None:
                    help="continue an interrupted batch: skip submissions already journaled")
     p.add_argument("--scheduler", metavar="URL", default=None,
                    help="run on a Dask cluster (tcp://host:8786) instead of local processes")
+    p.add_argument("--no-fork", action="store_true",
+                   help="start every unsandboxed kernel as a new interpreter instead of forking "
+                        "it from a warm template process (slower; for diagnosing a library "
+                        "that misbehaves after fork)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_grade)
 
@@ -57,7 +61,7 @@ def _grade(args: argparse.Namespace) -> int:
         summary = grade_course(args.course_dir, workers=args.workers, sandbox=args.sandbox,
                                cell_timeout=args.cell_timeout, timeout=args.timeout,
                                resume=args.resume, scheduler=args.scheduler,
-                               progress=not args.no_progress)
+                               progress=not args.no_progress, fork=not args.no_fork)
     except SandboxUnavailable as exc:  # --sandbox bwrap where it cannot work: say why, no trace
         print(f"drylab grade: {exc}", file=sys.stderr)
         return 2

@@ -26,6 +26,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from jupyter_core.utils import run_sync
 from nbclient.exceptions import CellControlSignal, CellExecutionError, DeadKernelError
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, papermill_engines
@@ -96,6 +97,50 @@ class DrylabNotebookClient(PapermillNotebookClient):
         self.stop_reason: str | None = None
         self.stop_message = ""
         self._cell_timed_out = False
+
+    async def async_start_new_kernel_client(self):
+        """nbclient's, with a ready handshake that does not idle.
+
+        ``KernelClient.wait_for_ready`` ends by draining IOPub until it has been silent for
+        0.2 s: a fixed 0.2 s of idle per notebook, a third of a small notebook's whole run.
+        The drain is not needed here: the handshake below still waits until IOPub is
+        connected (a message of the kernel_info request arrived on it), and every later
+        IOPub message is matched to its cell by ``parent_header.msg_id``, so a stale status
+        message is ignored anyway.
+        """
+        from queue import Empty
+
+        from jupyter_core.utils import ensure_async
+
+        self.kc = self.km.client()
+        try:
+            await ensure_async(self.kc.start_channels())
+            deadline = time.monotonic() + self.startup_timeout
+            while True:
+                msg_id = self.kc.kernel_info()
+                try:
+                    reply = await ensure_async(self.kc.shell_channel.get_msg(timeout=1))
+                except Empty:
+                    reply = None
+                if reply is not None and reply["parent_header"].get("msg_id") == msg_id:
+                    try:
+                        await ensure_async(self.kc.iopub_channel.get_msg(timeout=0.2))
+                    except Empty:
+                        pass  # IOPub not connected yet: ask again
+                    else:
+                        self.kc._handle_kernel_info_reply(reply)
+                        break
+                if not await ensure_async(self.km.is_alive()):
+                    raise RuntimeError("Kernel died before replying to kernel_info")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"Kernel didn't respond in {self.startup_timeout} s")
+        except Exception:
+            await self._async_cleanup_kernel()
+            raise
+        self.kc.allow_stdin = False
+        return self.kc
+
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)
 
     def execute(self, **kwargs):
         self.reset_execution_trackers()

@@ -30,8 +30,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from autograder._startup import skip_slow_optional_imports
 from autograder.journal import Journal
 from autograder.kernels import Limits
+
+skip_slow_optional_imports()  # before anything here imports nbformat (see autograder._startup)
 
 #: Submissions larger than this are not opened (bytes).
 MAX_NOTEBOOK_BYTES = 50 * 1024 * 1024
@@ -50,6 +53,7 @@ class Task:
     limits: Limits = field(default_factory=Limits)
     warnings: tuple[str, ...] = ()
     warm_imports: tuple[str, ...] | None = None  # None: kernels.WARM_IMPORTS
+    fork: bool = True  # fork unsandboxed kernels from a template process (autograder.zygote)
 
 
 @dataclass
@@ -65,12 +69,18 @@ class GradeSummary:
 
 
 # ----------------------------------------------------------------- worker side
+#: Modules a grading worker needs, imported once by the process pool's fork server.
+WORKER_PRELOAD = ("autograder.grade", "autograder.execute", "autograder.reference",
+                  "autograder.score", "autograder.capture", "autograder.compare",
+                  "autograder.kernels", "autograder.zygote", "nbformat", "papermill",
+                  "jupyter_client.manager", "psutil")
+
 _WORKER: dict = {}
 
 
 def _worker_state(task: Task):
     """This process's kernel pool and module specs (made on first use)."""
-    key = (task.scratch, task.sandbox, task.limits, task.warm_imports)
+    key = (task.scratch, task.sandbox, task.limits, task.warm_imports, task.fork)
     if _WORKER.get("key") != key:
         from autograder.kernels import KernelPool
         from autograder.reference import ReferenceKernel
@@ -79,9 +89,14 @@ def _worker_state(task: Task):
         slot = _WORKER.setdefault("slot", _dask_slot())
         scratch = Path(task.scratch) / f"w{slot}-{os.getpid()}"
         warm = {} if task.warm_imports is None else {"warm_imports": task.warm_imports}
-        _WORKER.update(key=key, pool=KernelPool(scratch, slot=slot, sandbox=task.sandbox,
-                                                limits=task.limits, **warm),
-                       reference=ReferenceKernel(scratch / "reference"), specs={})
+        pool = KernelPool(scratch, slot=slot, sandbox=task.sandbox, limits=task.limits,
+                          fork=task.fork, **warm)
+        # Unsandboxed, one template process forks the kernels of both; sandboxed, the
+        # instructor's (trusted) solution still runs in forked, unsandboxed kernels.
+        reference = ReferenceKernel(scratch / "reference",
+                                    pool=pool if task.sandbox == "none" else None,
+                                    warm_imports=task.warm_imports, fork=task.fork)
+        _WORKER.update(key=key, pool=pool, reference=reference, specs={})
         _register_cleanup()
     return _WORKER["pool"], _WORKER["specs"]
 
@@ -98,7 +113,7 @@ def _dask_slot() -> int:
 
 
 def _close_worker() -> None:
-    for name in ("pool", "reference"):
+    for name in ("reference", "pool"):
         thing = _WORKER.pop(name, None)
         if thing is not None:
             thing.close()
@@ -285,6 +300,7 @@ def _grade(task: Task) -> dict:
     sub_nb, status, message = read_submission(path)
     base = _entry(task, notebook=path.name, source_sha256=spec.source_sha256,
                   submission_sha256=_course.sha256_file(path))
+    base["warnings"] += pool.warnings
     if sub_nb is None:
         base.update(submission_status=status, message=message,
                     rows=rows_for_unscorable(spec, "error", message))
@@ -368,7 +384,7 @@ def course_warm_imports(course_dir: Path) -> tuple[str, ...]:
 
 
 def discover_tasks(course_dir: Path, *, scratch: str, sandbox: str, limits: Limits,
-                   warnings: tuple[str, ...] = ()) -> list[Task]:
+                   warnings: tuple[str, ...] = (), fork: bool = True) -> list[Task]:
     """One task per ``submitted/<resident>/<module>/`` folder, sorted."""
     warm = course_warm_imports(course_dir)
     submitted = course_dir / "submitted"
@@ -379,7 +395,7 @@ def discover_tasks(course_dir: Path, *, scratch: str, sandbox: str, limits: Limi
     for resident in sorted(p for p in submitted.iterdir() if p.is_dir()):
         for folder in sorted(p for p in resident.iterdir() if p.is_dir()):
             tasks.append(Task(str(course_dir), resident.name, folder.name, str(folder),
-                              scratch, sandbox, limits, tuple(warnings), warm))
+                              scratch, sandbox, limits, tuple(warnings), warm, fork))
     return tasks
 
 
@@ -399,7 +415,7 @@ def _ensure_built(course_dir: Path, modules: set[str]) -> None:
 def grade_course(course_dir, *, workers: int | None = None, sandbox: str = "auto",
                  cell_timeout: float = 60.0, timeout: float = 600.0, resume: bool = False,
                  scheduler: str | None = None, progress: bool = True,
-                 scratch: str | None = None) -> GradeSummary:
+                 scratch: str | None = None, fork: bool = True) -> GradeSummary:
     """Grade every submission of a course.
 
     Parameters
@@ -420,6 +436,9 @@ def grade_course(course_dir, *, workers: int | None = None, sandbox: str = "auto
         Show a tqdm progress bar (on stderr).
     scratch : path, optional
         Where kernel working directories go (default: a new temporary folder).
+    fork : bool
+        Fork unsandboxed kernels (and the reference runs') from a warm template process
+        (:mod:`autograder.zygote`); ``False`` starts each one as a new interpreter.
 
     Returns
     -------
@@ -433,11 +452,13 @@ def grade_course(course_dir, *, workers: int | None = None, sandbox: str = "auto
     course_dir = Path(course_dir).resolve()
     _course.load_config(course_dir)  # a clear error for a wrong path
     effective, warns = resolve_sandbox(sandbox)
+    if scheduler is None:
+        _worker_context()
     limits = Limits(cell_timeout=float(cell_timeout), timeout=float(timeout))
     own_scratch = scratch is None
     scratch = scratch or tempfile.mkdtemp(prefix="drylab-grade-")
     tasks = discover_tasks(course_dir, scratch=scratch, sandbox=effective, limits=limits,
-                           warnings=tuple(warns))
+                           warnings=tuple(warns), fork=fork)
     _ensure_built(course_dir, {t.module for t in tasks})
     summary = GradeSummary(course_dir=course_dir, warnings=list(warns))
     journal = Journal(course_dir, fresh=not resume)
@@ -493,15 +514,30 @@ def _lost_entry(task: Task, what: str, exc: Exception) -> dict:
     return entry
 
 
+def _worker_context():
+    """The multiprocessing context of grading workers, its fork server started.
+
+    forkserver: workers must not inherit the parent's threads or zmq sockets. The fork server
+    imports the grading code once (~3 s of CPU: nbformat, papermill, nbclient) and every
+    worker starts with it; importing creates no thread, socket or event loop. Starting it
+    early lets those imports overlap with the grader's own set-up.
+    """
+    import multiprocessing as mp
+    from multiprocessing import forkserver
+
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(list(WORKER_PRELOAD))
+    forkserver.ensure_running()
+    return ctx
+
+
 def run_tasks(tasks: list[Task], workers: int, on_result, progress: bool = False) -> None:
     """Grade tasks in a local process pool; ``on_result(entry)`` is called in this process
     as each finishes (in completion order). Used by :func:`grade_course` and by the
     curriculum harness, which grades its own tasks without a journal."""
-    import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    # forkserver: workers must not inherit the parent's threads or zmq sockets.
-    ctx = mp.get_context("forkserver")
+    ctx = _worker_context()
     counter = ctx.Value("i", 0)
     workers = max(1, min(workers, len(tasks)))
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,

@@ -69,15 +69,32 @@ class ReferenceKernel:
     scratch : path
         Where the run folders go.
     max_runs : int
-        Runs before the kernel is replaced by a fresh one.
+        Runs before the kernel is replaced by a fresh one. Kernels forked from the template
+        process (the default) are cheap, so each run gets a fresh one; ``max_runs`` applies
+        when kernels have to be started as new interpreters.
+    warm_imports : tuple of str, optional
+        Modules the template process imports (default: :data:`autograder.kernels.WARM_IMPORTS`).
+    pool : KernelPool, optional
+        An unsandboxed pool to take kernels from (the grading worker's own, when it grades
+        without the sandbox, so one template process serves both); it is not closed here.
+    fork : bool
+        Fork the kernels of an own pool from a template process (see :class:`KernelPool`).
     """
 
     MAX_RUNS = 40
 
-    def __init__(self, scratch: str | os.PathLike, *, max_runs: int = MAX_RUNS):
+    def __init__(self, scratch: str | os.PathLike, *, max_runs: int = MAX_RUNS,
+                 warm_imports: tuple[str, ...] | None = None, pool=None, fork: bool = True):
         from autograder.kernels import KernelPool
 
-        self._pool = KernelPool(scratch, slot=0, sandbox="none", size=0)
+        warm = {} if warm_imports is None else {"warm_imports": warm_imports}
+        if pool is not None and pool.sandbox != "none":
+            raise ValueError("reference runs need an unsandboxed kernel pool")
+        self._own_pool = pool is None
+        self._pool = pool or KernelPool(scratch, slot=0, sandbox="none", size=0, fork=fork,
+                                        **warm)
+        self._scratch = Path(scratch)
+        self._scratch.mkdir(parents=True, exist_ok=True)
         self._kernel = None
         self._runs = 0
         self.max_runs = max_runs
@@ -89,32 +106,38 @@ class ReferenceKernel:
         from autograder.capture import CAPTURE_TAG
         from autograder.execute import execute_notebook
 
-        if self._kernel is None or self._runs >= self.max_runs:
-            self.close()
+        if self._kernel is None or self._runs >= (1 if self._pool.fork else self.max_runs):
+            self._discard()
             self._kernel = self._pool.take()
             self._runs = 0
-        folder = Path(tempfile.mkdtemp(prefix="ref-", dir=self._pool.scratch))
+        folder = Path(tempfile.mkdtemp(prefix="ref-", dir=self._scratch))
         if files_from is not None:
             copy_module_files(files_from, folder)
         # A clean namespace and the run's own folder, as a fresh kernel would have.
-        reset = new_code_cell(
-            f"__import__('os').chdir({str(folder)!r})\n"
-            "get_ipython().run_line_magic('reset', '-f')\n"
-            "__import__('matplotlib.pyplot').pyplot.close('all')")
+        code = f"__import__('os').chdir({str(folder)!r})\n"
+        if self._runs:  # a reused kernel: forget the previous resident's run
+            code += ("get_ipython().run_line_magic('reset', '-f')\n"
+                     "if 'matplotlib.pyplot' in __import__('sys').modules:\n"
+                     "    __import__('sys').modules['matplotlib.pyplot'].close('all')\n")
+        reset = new_code_cell(code)
         reset.metadata["tags"] = [CAPTURE_TAG]
         nb.cells.insert(0, reset)
         self._runs += 1
         result = execute_notebook(nb, self._kernel, parameters={"resident_id": resident},
                                   limits=limits)
-        if result.stop_reason:
-            self.close()
+        if result.stop_reason or self._pool.fork:
+            self._discard()
         return result, folder
 
-    def close(self) -> None:
+    def _discard(self) -> None:
         if self._kernel is not None:
             self._kernel.discard()
             self._kernel = None
-        self._pool.close()
+
+    def close(self) -> None:
+        self._discard()
+        if self._own_pool:
+            self._pool.close()
 
 
 def get_reference(course_dir: str | os.PathLike, spec: ModuleSpec, resident: str, *,

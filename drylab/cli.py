@@ -25,6 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from autograder._startup import skip_slow_optional_imports
+
+    skip_slow_optional_imports()  # 2.4 s less for every verb that touches nbformat
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
