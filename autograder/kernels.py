@@ -275,7 +275,7 @@ class WarmKernel:
         """Queue the warm-up imports; the kernel runs them as soon as it is up."""
         # Even with nothing to import, an execute round-trip is how readiness is awaited
         # (a bare client's wait_for_ready reads a heartbeat that has not started yet).
-        kc = _blocking_client(self.km)
+        kc = _blocking_client(self.km, shell_only=True)
         code = (
             "def __drylab_warm():\n"
             "    import importlib\n"
@@ -332,14 +332,17 @@ class WarmKernel:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def _blocking_client(km):
+def _blocking_client(km, *, shell_only: bool = False):
     # The manager's own blocking client shares its session key; a client built from the
     # connection dict alone signs with a different key and the kernel drops its messages.
     from jupyter_client import BlockingKernelClient
 
     kc = BlockingKernelClient(session=km.session)
     kc.load_connection_info(km.get_connection_info())
-    kc.start_channels()
+    if shell_only:  # the warm-up only needs its execute reply: no heartbeat thread, no IOPub
+        kc.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
+    else:
+        kc.start_channels()
     return kc
 
 
@@ -423,19 +426,33 @@ class KernelPool:
         while len(self._ready) < self.size:
             self._ready.append(self._launch())
 
-    def take(self) -> WarmKernel:
+    def take(self, attempts: int = 2) -> WarmKernel:
         """A warm kernel for one submission; the caller must ``discard()`` it afterwards.
 
-        The next kernel is launched before this one is awaited, so it boots meanwhile.
+        The next kernel is launched before this one is awaited, so it boots meanwhile. A
+        kernel that does not come up (a start-up timeout on an overloaded machine, a template
+        process that died) is discarded and another one tried, ``attempts`` times in all;
+        the last failure is raised.
         """
-        kernel = self._ready.pop(0) if self._ready else self._launch()
-        self._refill()
-        try:
-            kernel.wait_ready(self.limits.startup_timeout)
-        except Exception:
-            kernel.discard()
-            raise
-        return kernel
+        failure: Exception | None = None
+        for _ in range(max(1, attempts)):
+            try:
+                kernel = self._ready.pop(0) if self._ready else self._launch()
+            except Exception as exc:  # noqa: BLE001 - tried again, then raised
+                failure = exc
+                continue
+            try:
+                self._refill()
+            except Exception:  # noqa: BLE001 - the next take() launches on demand and says why
+                pass
+            try:
+                kernel.wait_ready(self.limits.startup_timeout)
+            except Exception as exc:  # noqa: BLE001
+                kernel.discard()
+                failure = exc
+                continue
+            return kernel
+        raise failure
 
     def close(self) -> None:
         """Discard the kernels still waiting, and stop the template process."""

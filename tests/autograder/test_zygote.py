@@ -7,7 +7,7 @@ import signal
 import time
 
 import pytest
-from conftest import CELL_TIMEOUT, TIMEOUT, add_class, copy_built, results_table
+from conftest import CELL_TIMEOUT, CLASS, TIMEOUT, add_class, copy_built, results_table
 
 from autograder.kernels import KernelPool, kernel_env, kill_kernel, template_imports
 from autograder.zygote import KERNEL_STARTUP_IMPORTS, Zygote
@@ -181,6 +181,34 @@ def test_a_broken_template_falls_back_to_started_kernels(tmp_path, monkeypatch):
         p.close()
 
 
+def test_a_kernel_that_does_not_come_up_is_replaced(pool, monkeypatch):
+    from autograder import kernels
+
+    real = kernels.WarmKernel.wait_ready
+    calls = []
+
+    def flaky(self, timeout):
+        calls.append(self)
+        if len(calls) == 1:
+            raise TimeoutError("kernel not ready after 60 s (simulated)")
+        return real(self, timeout)
+
+    monkeypatch.setattr(kernels.WarmKernel, "wait_ready", flaky)
+    kernel = pool.take()
+    try:
+        assert len(calls) == 2 and calls[1] is kernel
+        assert not _running(calls[0].km.provisioner.pid)  # the failed one was discarded
+        reply, _ = run(kernel, "x = 1")
+        assert reply["status"] == "ok"
+    finally:
+        kernel.discard()
+    calls.clear()
+    monkeypatch.setattr(kernels.WarmKernel, "wait_ready",
+                        lambda self, t: (_ for _ in ()).throw(TimeoutError("never")))
+    with pytest.raises(TimeoutError, match="never"):
+        pool.take()
+
+
 @pytest.mark.slow
 def test_forked_and_started_kernels_grade_alike(graded_course, built_course, tmp_path):
     """The whole standard class (correct, wrong, misconceptions, error, loop, crash, patched
@@ -202,8 +230,6 @@ def test_forked_and_started_kernels_grade_alike(graded_course, built_course, tmp
 
 
 def _class_pairs():
-    from conftest import CLASS
-
     return list(CLASS)
 
 
