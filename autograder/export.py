@@ -203,11 +203,9 @@ def write_exports(course_dir: str | os.PathLike, results=None, submissions=None,
     """
     course_dir = Path(course_dir)
     if results is None:
-        from autograder.journal import read_results, read_submissions
+        from autograder.gradebook import read_graded
 
-        results = read_results(course_dir)
-        if submissions is None:
-            submissions = read_submissions(course_dir)
+        results, submissions = read_graded(course_dir, submissions)
     out = Path(out_dir) if out_dir is not None else course_dir / "export"
     paths = ExportPaths(
         out / "grades.csv", out / "grades.parquet", out / "questions.csv",

@@ -46,6 +46,7 @@ STATUS_LABELS = {
     "timeout": ("Timed out", "\u231b"),
     "not attempted": ("Not attempted", "\u2013"),
     "needs manual grading": ("Awaiting instructor", "\u270e"),
+    "graded by instructor": ("Graded by instructor", "\u270e"),
 }
 
 #: What happened to a submission as a whole, in words a resident understands. Internal
@@ -474,7 +475,8 @@ def render_feedback(
             for s in [*STATUS_LABELS, *sorted(set(counts) - set(STATUS_LABELS))]
             if s in counts
         ],
-        to_review=[q for q in questions if q["status"] not in ("passed", "needs manual grading")],
+        to_review=[q for q in questions if q["status"] not in ("passed", "needs manual grading",
+                                                                "graded by instructor")],
     )
 
 
@@ -503,11 +505,9 @@ def write_feedback(
     """
     course_dir = Path(course_dir)
     if results is None:
-        from autograder.journal import read_results, read_submissions
+        from autograder.gradebook import read_graded
 
-        results = read_results(course_dir)
-        if submissions is None:
-            submissions = read_submissions(course_dir)
+        results, submissions = read_graded(course_dir, submissions)
     groups = {key: (rows, None) for key, rows in
               results.groupby(["resident", "module"], sort=True)}
     if submissions is not None:

@@ -140,3 +140,57 @@ def gradebook_scores(course_dir: str | os.PathLike) -> dict:
                     for grade in nb.grades:
                         scores[(sub.student.id, assignment.name, grade.name)] = grade.score
     return scores
+
+
+#: The status of a question an instructor scored in formgrader (manual answers, or an
+#: automatic score the instructor overrode).
+INSTRUCTOR_STATUS = "graded by instructor"
+
+
+def instructor_scores(course_dir: str | os.PathLike) -> dict:
+    """``{(resident, module, grade_id): manual score}`` for every score an instructor entered
+    in formgrader (empty when there is no gradebook)."""
+    if not (Path(course_dir) / "gradebook.db").exists():
+        return {}
+    scores = {}
+    with _gradebook(course_dir) as gb:
+        for assignment in gb.assignments:
+            for sub in assignment.submissions:
+                for nb in sub.notebooks:
+                    for grade in nb.grades:
+                        if grade.manual_score is not None:
+                            scores[(sub.student.id, assignment.name, grade.name)] = float(
+                                grade.manual_score)
+    return scores
+
+
+def read_graded(course_dir: str | os.PathLike, submissions=None):
+    """``(results, submissions)`` of a course, as exports, feedback and the report show them.
+
+    The journal's latest grading (:func:`autograder.journal.read_results` and
+    ``read_submissions``), with the scores instructors entered in formgrader: such a question
+    gets the instructor's points and the status :data:`INSTRUCTOR_STATUS`, and the
+    submission's total follows. The journal itself keeps the automatic grading.
+    """
+    from autograder.journal import read_results, read_submissions
+
+    results = read_results(course_dir)
+    if submissions is None:
+        submissions = read_submissions(course_dir)
+    scores = instructor_scores(course_dir)
+    if not scores or results.empty:
+        return results, submissions
+    keys = list(zip(results["resident"], results["module"], results["question"], strict=True))
+    hit = [k in scores for k in keys]
+    results = results.copy()
+    results.loc[hit, "points"] = [scores[k] for k, h in zip(keys, hit, strict=True) if h]
+    results.loc[hit, "status"] = INSTRUCTOR_STATUS
+    if submissions is not None and not submissions.empty:
+        totals = results.groupby(["resident", "module"])["points"].sum()
+        submissions = submissions.copy()
+        submissions["points"] = [
+            float(totals.get((r, m), p)) for r, m, p in
+            zip(submissions["resident"], submissions["module"], submissions["points"],
+                strict=True)]
+    return results, submissions
+

@@ -60,6 +60,7 @@ QUESTION_STATUSES = (
     "timeout",
     "not attempted",
     "needs manual grading",
+    "graded by instructor",  # only in what autograder.gradebook.read_graded returns
 )
 
 
@@ -166,7 +167,9 @@ def read_results(course_dir: str | os.PathLike):
     question       str       nbgrader ``grade_id`` of the test or manual cell; ``""`` for
                              the single row of a submission that could not be graded at all
     competencies   str       competency tags, ``;``-separated (``""`` when none)
-    points         float     points earned; manual cells 0 until graded in formgrader
+    points         float     points earned; manual cells 0 (the journal keeps the automatic
+                             grading; ``autograder.gradebook.read_graded`` adds the scores
+                             instructors entered in formgrader)
     max_points     float     points possible
     status         str       passed / failed / error / timeout / not attempted /
                              needs manual grading

@@ -29,6 +29,7 @@ import numpy as np
 
 from autograder.export import grades_table, manual_mask, questions_table
 from autograder.feedback import fmt_points, load_competencies, render_template
+from autograder.journal import QUESTION_STATUSES
 
 __all__ = ["ReportData", "build_report", "report_path", "write_report"]
 
@@ -297,12 +298,11 @@ def question_outcomes(results):
     q = questions_table(results)
     order = q.groupby(["module", "question"], sort=False)["cell_index"].min()
     counts = pd.crosstab([q["module"], q["question"]], q["status"])
-    for status in ("passed", "failed", "error", "timeout", "not attempted",
-                   "needs manual grading"):
+    statuses = list(QUESTION_STATUSES)
+    for status in statuses:
         if status not in counts.columns:
             counts[status] = 0
-    counts = counts[["passed", "failed", "error", "timeout", "not attempted",
-                     "needs manual grading"]]
+    counts = counts[statuses]
     counts["cell_index"] = order.reindex(counts.index)
     counts = counts.reset_index().sort_values(["module", "cell_index", "question"],
                                               na_position="last", kind="stable")
@@ -383,11 +383,9 @@ def build_report(course_dir: str | os.PathLike, results=None, submissions=None,
     """
     course_dir = Path(course_dir)
     if results is None:
-        from autograder.journal import read_results, read_submissions
+        from autograder.gradebook import read_graded
 
-        results = read_results(course_dir)
-        if submissions is None:
-            submissions = read_submissions(course_dir)
+        results, submissions = read_graded(course_dir, submissions)
     if submissions is None:
         submissions = _submissions_from_results(results)
     descriptions = load_competencies(course_dir)
