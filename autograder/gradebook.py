@@ -129,17 +129,20 @@ def sync_gradebook(course_dir: str | os.PathLike) -> int:
     return len(entries)
 
 
-def gradebook_scores(course_dir: str | os.PathLike) -> dict:
-    """``{(resident, module, grade_id): score}`` from the gradebook (manual score if given,
-    else auto score; ``None`` when neither), e.g. to compare with ``nbgrader autograde``."""
-    scores = {}
+def _grades(course_dir):
+    """``((resident, module, grade_id), nbgrader Grade)`` for every grade in the gradebook."""
     with _gradebook(course_dir) as gb:
         for assignment in gb.assignments:
             for sub in assignment.submissions:
                 for nb in sub.notebooks:
                     for grade in nb.grades:
-                        scores[(sub.student.id, assignment.name, grade.name)] = grade.score
-    return scores
+                        yield (sub.student.id, assignment.name, grade.name), grade
+
+
+def gradebook_scores(course_dir: str | os.PathLike) -> dict:
+    """``{(resident, module, grade_id): score}`` from the gradebook (manual score if given,
+    else auto score; ``None`` when neither), e.g. to compare with ``nbgrader autograde``."""
+    return {key: grade.score for key, grade in _grades(course_dir)}
 
 
 #: The status of a question an instructor scored in formgrader (manual answers, or an
@@ -152,16 +155,8 @@ def instructor_scores(course_dir: str | os.PathLike) -> dict:
     in formgrader (empty when there is no gradebook)."""
     if not (Path(course_dir) / "gradebook.db").exists():
         return {}
-    scores = {}
-    with _gradebook(course_dir) as gb:
-        for assignment in gb.assignments:
-            for sub in assignment.submissions:
-                for nb in sub.notebooks:
-                    for grade in nb.grades:
-                        if grade.manual_score is not None:
-                            scores[(sub.student.id, assignment.name, grade.name)] = float(
-                                grade.manual_score)
-    return scores
+    return {key: float(grade.manual_score) for key, grade in _grades(course_dir)
+            if grade.manual_score is not None}
 
 
 def read_graded(course_dir: str | os.PathLike, submissions=None):
