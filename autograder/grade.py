@@ -54,6 +54,7 @@ class Task:
     warnings: tuple[str, ...] = ()
     warm_imports: tuple[str, ...] | None = None  # None: kernels.WARM_IMPORTS
     fork: bool = True  # fork unsandboxed kernels from a template process (autograder.zygote)
+    template: str | None = None  # socket of the run's shared template process, if any
 
 
 @dataclass
@@ -80,7 +81,7 @@ _WORKER: dict = {}
 
 def _worker_state(task: Task):
     """This process's kernel pool and module specs (made on first use)."""
-    key = (task.scratch, task.sandbox, task.limits, task.warm_imports, task.fork)
+    key = (task.scratch, task.sandbox, task.limits, task.warm_imports, task.fork, task.template)
     if _WORKER.get("key") != key:
         from autograder.kernels import KernelPool
         from autograder.reference import ReferenceKernel
@@ -90,12 +91,13 @@ def _worker_state(task: Task):
         scratch = Path(task.scratch) / f"w{slot}-{os.getpid()}"
         warm = {} if task.warm_imports is None else {"warm_imports": task.warm_imports}
         pool = KernelPool(scratch, slot=slot, sandbox=task.sandbox, limits=task.limits,
-                          fork=task.fork, **warm)
+                          fork=task.fork, template=task.template, **warm)
         # Unsandboxed, one template process forks the kernels of both; sandboxed, the
         # instructor's (trusted) solution still runs in forked, unsandboxed kernels.
         reference = ReferenceKernel(scratch / "reference",
                                     pool=pool if task.sandbox == "none" else None,
-                                    warm_imports=task.warm_imports, fork=task.fork)
+                                    warm_imports=task.warm_imports, fork=task.fork,
+                                    template=task.template)
         _WORKER.update(key=key, pool=pool, reference=reference, specs={})
         _register_cleanup()
     return _WORKER["pool"], _WORKER["specs"]
@@ -384,9 +386,12 @@ def course_warm_imports(course_dir: Path) -> tuple[str, ...]:
 
 
 def discover_tasks(course_dir: Path, *, scratch: str, sandbox: str, limits: Limits,
-                   warnings: tuple[str, ...] = (), fork: bool = True) -> list[Task]:
+                   warnings: tuple[str, ...] = (), fork: bool = True,
+                   template: str | None = None,
+                   warm: tuple[str, ...] | None = None) -> list[Task]:
     """One task per ``submitted/<resident>/<module>/`` folder, sorted."""
-    warm = course_warm_imports(course_dir)
+    if warm is None:
+        warm = course_warm_imports(course_dir)
     submitted = course_dir / "submitted"
     if not submitted.is_dir():
         raise FileNotFoundError(f"{submitted} does not exist: nothing to grade "
@@ -395,7 +400,8 @@ def discover_tasks(course_dir: Path, *, scratch: str, sandbox: str, limits: Limi
     for resident in sorted(p for p in submitted.iterdir() if p.is_dir()):
         for folder in sorted(p for p in resident.iterdir() if p.is_dir()):
             tasks.append(Task(str(course_dir), resident.name, folder.name, str(folder),
-                              scratch, sandbox, limits, tuple(warnings), warm, fork))
+                              scratch, sandbox, limits, tuple(warnings), warm, fork,
+                              template))
     return tasks
 
 
@@ -457,8 +463,11 @@ def grade_course(course_dir, *, workers: int | None = None, sandbox: str = "auto
     limits = Limits(cell_timeout=float(cell_timeout), timeout=float(timeout))
     own_scratch = scratch is None
     scratch = scratch or tempfile.mkdtemp(prefix="drylab-grade-")
+    warm = course_warm_imports(course_dir)
+    template = _shared_template(warm) if fork and scheduler is None else None
     tasks = discover_tasks(course_dir, scratch=scratch, sandbox=effective, limits=limits,
-                           warnings=tuple(warns), fork=fork)
+                           warnings=tuple(warns), fork=fork, warm=warm,
+                           template=template.listen if template is not None else None)
     _ensure_built(course_dir, {t.module for t in tasks})
     summary = GradeSummary(course_dir=course_dir, warnings=list(warns))
     journal = Journal(course_dir, fresh=not resume)
@@ -485,6 +494,9 @@ def grade_course(course_dir, *, workers: int | None = None, sandbox: str = "auto
                     run_tasks(tasks, workers or os.cpu_count() or 1, on_result, progress)
     finally:
         journal.close()
+        if template is not None:
+            template.close()
+            shutil.rmtree(os.path.dirname(template.listen), ignore_errors=True)
         if own_scratch:
             shutil.rmtree(scratch, ignore_errors=True)
     summary.wall_s = time.perf_counter() - t0
@@ -512,6 +524,22 @@ def _lost_entry(task: Task, what: str, exc: Exception) -> dict:
                    submission_sha256=_course.sha256_file(path) if path else "")
     entry["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     return entry
+
+
+def _shared_template(warm: tuple[str, ...]):
+    """One kernel template process for all the workers of a local grading run (started now,
+    so its imports overlap the grader's set-up), or ``None`` if it cannot be started: the
+    workers then start their own."""
+    from autograder.kernels import kernel_env, template_imports
+    from autograder.zygote import Zygote
+
+    folder = tempfile.mkdtemp(prefix="drylab-template-")  # 0700; a short path for AF_UNIX
+    try:
+        return Zygote(template_imports(warm), env=kernel_env(),
+                      listen=os.path.join(folder, "template.sock"), wait=False)
+    except OSError:
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
 
 
 def _worker_context():

@@ -374,11 +374,16 @@ class KernelPool:
         Modules imported in each kernel before it is handed out.
     fork : bool
         Fork unsandboxed kernels from a warm template process (see "Forked kernels").
+    template : path, optional
+        The socket of a template process shared by the grading run
+        (:meth:`autograder.zygote.Zygote.connect`); without one (or if it does not answer)
+        the pool starts its own.
     """
 
     def __init__(self, scratch: str | os.PathLike, *, slot: int = 0, sandbox: str = "none",
                  limits: Limits | None = None, size: int = 1,
-                 warm_imports: tuple[str, ...] = WARM_IMPORTS, fork: bool = True):
+                 warm_imports: tuple[str, ...] = WARM_IMPORTS, fork: bool = True,
+                 template: str | None = None):
         self.scratch = Path(scratch)
         self.scratch.mkdir(parents=True, exist_ok=True)
         self.slot = slot
@@ -387,6 +392,7 @@ class KernelPool:
         self.size = size
         self.warm_imports = warm_imports
         self.fork = fork and sandbox == "none"
+        self.template = template
         self.warnings: list[str] = []
         self._zygote = None
         self._ready: list[WarmKernel] = []
@@ -398,6 +404,14 @@ class KernelPool:
         if self._zygote is not None and not self._zygote.alive():
             self._zygote.close()
             self._zygote = None
+        if self._zygote is None and self.template:
+            from autograder.zygote import Zygote, ZygoteError
+
+            try:
+                self._zygote = Zygote.connect(self.template, env=kernel_env(),
+                                              timeout=max(60.0, self.limits.startup_timeout))
+            except (ZygoteError, OSError):
+                self.template = None  # not reachable from here (another machine): our own
         if self._zygote is None:
             from autograder.zygote import Zygote, ZygoteError
 

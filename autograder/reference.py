@@ -79,12 +79,15 @@ class ReferenceKernel:
         without the sandbox, so one template process serves both); it is not closed here.
     fork : bool
         Fork the kernels of an own pool from a template process (see :class:`KernelPool`).
+    template : path, optional
+        The socket of the grading run's shared template process (see :class:`KernelPool`).
     """
 
     MAX_RUNS = 40
 
     def __init__(self, scratch: str | os.PathLike, *, max_runs: int = MAX_RUNS,
-                 warm_imports: tuple[str, ...] | None = None, pool=None, fork: bool = True):
+                 warm_imports: tuple[str, ...] | None = None, pool=None, fork: bool = True,
+                 template: str | None = None):
         from autograder.kernels import KernelPool
 
         warm = {} if warm_imports is None else {"warm_imports": warm_imports}
@@ -92,7 +95,7 @@ class ReferenceKernel:
             raise ValueError("reference runs need an unsandboxed kernel pool")
         self._own_pool = pool is None
         self._pool = pool or KernelPool(scratch, slot=0, sandbox="none", size=0, fork=fork,
-                                        **warm)
+                                        template=template, **warm)
         self._scratch = Path(scratch)
         self._scratch.mkdir(parents=True, exist_ok=True)
         self._kernel = None

@@ -77,6 +77,14 @@ class ZygoteError(RuntimeError):
     """The zygote could not be started or stopped answering."""
 
 
+def _template_env(env: dict | None) -> dict:
+    env = dict(os.environ if env is None else env)
+    env.setdefault("MPLBACKEND", INLINE_BACKEND)
+    for key, value in SINGLE_THREAD_ENV.items():
+        env.setdefault(key, value)
+    return env
+
+
 # ------------------------------------------------------------------------------ grader side
 class Zygote:
     """A running template process; :meth:`spawn` forks a kernel from it.
@@ -90,57 +98,122 @@ class Zygote:
         The environment of the zygote and, by default, of its kernels.
     startup_timeout : float
         Seconds the zygote may take to import ``preload``.
+    listen : path, optional
+        Also serve other processes on this Unix socket (:meth:`connect`): one template for
+        all the workers of a grading run. The socket is bound before the imports, so workers
+        may connect at once.
+    wait : bool
+        Wait until the imports are done (else :meth:`wait_ready` does, or the first request).
     """
 
     def __init__(self, preload: tuple[str, ...] = (), *, env: dict | None = None,
-                 startup_timeout: float = 120.0):
+                 startup_timeout: float = 120.0, listen: str | os.PathLike | None = None,
+                 wait: bool = True):
         self.preload = (*KERNEL_STARTUP_IMPORTS,
                         *[m for m in preload if m not in KERNEL_STARTUP_IMPORTS])
-        env = dict(os.environ if env is None else env)
-        env.setdefault("MPLBACKEND", INLINE_BACKEND)
-        for key, value in SINGLE_THREAD_ENV.items():
-            env.setdefault(key, value)
-        self.env = env
+        self.env = _template_env(env)
+        self.listen = None if listen is None else str(listen)
+        self.startup_timeout = startup_timeout
         self._lock = threading.Lock()
-        t0 = time.monotonic()
+        self._broken = False
+        self._ready = False
+        self.failed_imports: list[str] = []
+        self._t0 = time.monotonic()
+        self.startup_s: float | None = None
+        args = ["--listen", self.listen] if self.listen else []
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "autograder.zygote", *self.preload],
+            [sys.executable, "-m", "autograder.zygote", *args, *self.preload],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            env=env, cwd="/", start_new_session=True, close_fds=True,
+            env=self.env, cwd="/", start_new_session=True, close_fds=True,
         )
-        line = self._readline(startup_timeout)
+        self._pid = self._proc.pid
+        self._rd, self._wr = self._proc.stdout, self._proc.stdin
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Block until the imports are done; raise :class:`ZygoteError` if it failed."""
+        if self._ready:
+            return
+        line = self._readline(self.startup_timeout)
         reply = json.loads(line) if line else {}
         if not reply.get("ready"):
             self.close()
             raise ZygoteError(f"the kernel template process did not start: "
                               f"{reply.get('error') or 'it exited'}")
-        self.startup_s = time.monotonic() - t0
+        self._ready = True
+        self.startup_s = time.monotonic() - self._t0
         self.failed_imports = reply.get("failed", [])
+
+    @classmethod
+    def connect(cls, path: str | os.PathLike, *, env: dict | None = None,
+                timeout: float = 120.0) -> Zygote:
+        """A client of a template another process started with ``listen=path``.
+
+        Its kernels die when this client is closed (or its process dies). Raises
+        :class:`ZygoteError` when nothing answers at ``path`` within ``timeout`` seconds.
+        """
+        import socket
+
+        self = cls.__new__(cls)
+        self.preload, self.listen, self._proc = (), None, None
+        self.env = _template_env(env)
+        self.startup_timeout = timeout
+        self._lock = threading.Lock()
+        self._broken = False
+        self._ready = True
+        self.failed_imports, self.startup_s = [], 0.0
+        # The socket exists as soon as the template process runs; a path that does not
+        # appear within seconds is not on this machine (a remote Dask worker, say).
+        deadline = time.monotonic() + min(timeout, 10.0)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        while True:
+            try:
+                sock.connect(str(path))
+                break
+            except (FileNotFoundError, ConnectionRefusedError) as exc:
+                if time.monotonic() > deadline:
+                    sock.close()
+                    raise ZygoteError(f"no kernel template process at {path}: {exc}") from None
+                time.sleep(0.05)
+        self._sock = sock
+        self._rd, self._wr = sock.makefile("rb"), sock.makefile("wb")
+        self._pid = self._call({"op": "hello"}, timeout=timeout)["pid"]
+        return self
 
     @property
     def pid(self) -> int:
-        return self._proc.pid
+        return self._pid
 
     def alive(self) -> bool:
-        return self._proc.poll() is None
+        if self._broken:
+            return False
+        return self._proc.poll() is None if self._proc is not None else True
 
     def _readline(self, timeout: float) -> str:
-        out = self._proc.stdout
-        ready, _, _ = select.select([out], [], [], timeout)
+        ready, _, _ = select.select([self._rd], [], [], timeout)
         if not ready:
-            self._proc.kill()
+            self._broken = True
+            if self._proc is not None:
+                self._proc.kill()
             raise ZygoteError(f"the kernel template process did not answer within "
                               f"{timeout:.0f} s")
-        return out.readline().decode()
+        line = self._rd.readline().decode()
+        if not line:
+            self._broken = True
+        return line
 
     def _call(self, request: dict, timeout: float = 30.0) -> dict:
+        if self._proc is not None and not self._ready:
+            self.wait_ready()
         with self._lock:
             if not self.alive():
                 raise ZygoteError("the kernel template process has exited")
             try:
-                self._proc.stdin.write((json.dumps(request) + "\n").encode())
-                self._proc.stdin.flush()
+                self._wr.write((json.dumps(request) + "\n").encode())
+                self._wr.flush()
             except (BrokenPipeError, OSError) as exc:
+                self._broken = True
                 raise ZygoteError(f"the kernel template process is gone ({exc})") from None
             line = self._readline(timeout)
         if not line:
@@ -172,7 +245,13 @@ class Zygote:
         return self._call({"op": "reap", "pid": pid})["status"]
 
     def close(self) -> None:
-        """Stop the zygote; it kills the kernels it forked that are still running."""
+        """Stop the zygote (a client: disconnect); its kernels still running are killed."""
+        if self._proc is None:
+            for f in (self._rd, self._wr, self._sock):
+                with contextlib.suppress(OSError):
+                    f.close()
+            self._broken = True
+            return
         proc = self._proc
         with contextlib.suppress(OSError):
             proc.stdin.close()
@@ -183,6 +262,9 @@ class Zygote:
             proc.wait()
         with contextlib.suppress(OSError):
             proc.stdout.close()
+        if self.listen:
+            with contextlib.suppress(OSError):
+                os.unlink(self.listen)
 
     def __enter__(self):
         return self
@@ -338,22 +420,56 @@ def _child(request: dict) -> None:
         os._exit(code)
 
 
-def _serve(preload: list[str]) -> None:
+class _Peer:
+    """One client of the zygote: the owner on stdin/stdout, or a worker on the socket."""
+
+    def __init__(self, rfd: int, wfd: int):
+        self.rfd, self.wfd = rfd, wfd
+        self.buffer = b""
+        self.children: set[int] = set()
+
+    def reply(self, obj: dict) -> None:
+        data = (json.dumps(obj) + "\n").encode()
+        while data:
+            data = data[os.write(self.wfd, data):]
+
+
+def _kill_all(pids) -> None:
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGKILL)
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.waitpid(pid, 0)
+
+
+def _serve(argv: list[str]) -> None:
     import importlib
+    import selectors
+    import socket
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the grader's Ctrl-C is for the grader
     # `python -m` put the zygote's working directory first on sys.path; a kernel must not
     # import from there (ipykernel_launcher removes it too; the kernel adds its own cwd).
     if sys.path and sys.path[0] in ("", os.getcwd()):
         del sys.path[0]
+    listen = None
+    if argv[:1] == ["--listen"]:
+        # Bound before the imports: workers may connect at once, their first request is
+        # answered when the template is ready.
+        listen = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listen.bind(argv[1])
+        listen.listen(64)
+        argv = argv[2:]
+    owner = _Peer(0, 1)
     failed = []
-    for name in preload:
+    for name in argv:
         try:
             importlib.import_module(name)
         except Exception as exc:  # noqa: BLE001 - a kernel reports it again when used
             failed.append(f"{name}: {type(exc).__name__}: {exc}")
     if "ipykernel.kernelapp" not in sys.modules:
-        _reply({"error": "ipykernel cannot be imported: " + "; ".join(failed)})
+        owner.reply({"error": "ipykernel cannot be imported: " + "; ".join(failed)})
         return
     # Move everything imported so far out of the garbage collector's sight: a collection
     # in a kernel would otherwise touch every object and copy the zygote's pages into it.
@@ -361,42 +477,76 @@ def _serve(preload: list[str]) -> None:
     gc.freeze()
     # What the zygote had loaded, for diagnosing what a kernel still imports when it starts.
     sys._drylab_zygote_modules = frozenset(sys.modules)
-    _reply({"ready": True, "failed": failed})
-    children: set[int] = set()
-    stdin = sys.stdin.buffer
+    owner.reply({"ready": True, "failed": failed})
+
+    sel = selectors.DefaultSelector()
+    sel.register(0, selectors.EVENT_READ, owner)
+    if listen is not None:
+        sel.register(listen, selectors.EVENT_READ, None)
+    peers = [owner]
     try:
-        for line in stdin:
-            request = json.loads(line)
-            if request["op"] == "spawn":
-                pid = os.fork()
-                if pid == 0:
-                    _child(request)
-                children.add(pid)
-                _reply({"pid": pid})
-            elif request["op"] == "reap":
-                pid = request["pid"]
-                status = None
-                if pid in children:
-                    got, raw = os.waitpid(pid, os.WNOHANG)
-                    if got:
-                        children.discard(pid)
-                        status = os.waitstatus_to_exitcode(raw)
-                _reply({"status": status})
-            else:
-                _reply({"error": f"unknown request {request['op']!r}"})
+        while True:
+            for key, _ in sel.select():
+                if key.data is None:  # a worker connects
+                    conn, _ = listen.accept()
+                    peer = _Peer(conn.fileno(), conn.fileno())
+                    peer.sock = conn
+                    peers.append(peer)
+                    sel.register(conn, selectors.EVENT_READ, peer)
+                    continue
+                peer = key.data
+                data = os.read(peer.rfd, 65536)
+                if not data:
+                    if peer is owner:  # the grader closed the pipe (or died): stop
+                        return
+                    # a worker went away: its kernels go with it
+                    sel.unregister(key.fileobj)
+                    peer.sock.close()
+                    peers.remove(peer)
+                    _kill_all(peer.children)
+                    continue
+                peer.buffer += data
+                while b"\n" in peer.buffer:
+                    line, peer.buffer = peer.buffer.split(b"\n", 1)
+                    _handle(json.loads(line), peer, sel)
     finally:
-        # The grader closed the pipe (or died): take every kernel down with the zygote.
-        for pid in children:
+        _kill_all([pid for peer in peers for pid in peer.children])
+        if listen is not None:  # also when the grader was killed: leave nothing behind
+            path = listen.getsockname()
             with contextlib.suppress(OSError):
-                os.killpg(pid, signal.SIGKILL)
-        for pid in children:
+                os.unlink(path)
             with contextlib.suppress(OSError):
-                os.waitpid(pid, 0)
+                os.rmdir(os.path.dirname(path))  # the grader's folder for it, if now empty
 
 
-def _reply(obj: dict) -> None:
-    sys.stdout.buffer.write((json.dumps(obj) + "\n").encode())
-    sys.stdout.buffer.flush()
+def _handle(request: dict, peer: _Peer, sel) -> None:
+    op = request.get("op")
+    if op == "hello":
+        peer.reply({"pid": os.getpid()})
+    elif op == "spawn":
+        pid = os.fork()
+        if pid == 0:
+            # nothing of the zygote's connections may stay open in a kernel
+            for key in list(sel.get_map().values()):
+                if key.fd > 2:
+                    with contextlib.suppress(OSError):
+                        os.close(key.fd)
+            with contextlib.suppress(OSError):
+                os.close(sel.fileno())
+            _child(request)
+        peer.children.add(pid)
+        peer.reply({"pid": pid})
+    elif op == "reap":
+        pid = request["pid"]
+        status = None
+        if pid in peer.children:
+            got, raw = os.waitpid(pid, os.WNOHANG)
+            if got:
+                peer.children.discard(pid)
+                status = os.waitstatus_to_exitcode(raw)
+        peer.reply({"status": status})
+    else:
+        peer.reply({"error": f"unknown request {op!r}"})
 
 
 if __name__ == "__main__":

@@ -239,3 +239,49 @@ def _running(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
     except OSError:
         return False
+
+
+def test_one_template_serves_several_pools(tmp_path):
+    """The grading run's shared template: each pool is a client; a client's kernels die
+    with it, the others' do not; closing the template takes the rest and its socket."""
+    sock = tmp_path / "t.sock"
+    owner = Zygote(env=kernel_env(), listen=sock, wait=False)
+    pools = [KernelPool(tmp_path / f"s{i}", size=0, warm_imports=(), template=str(sock))
+             for i in range(2)]
+    try:
+        kernels = [p.take() for p in pools]
+        pids = [k.km.provisioner.process.pid for k in kernels]
+        assert all(p._zygote is not None and p._zygote.pid == owner.pid for p in pools)
+        for k in kernels:
+            _, out = run(k, "import os; print(os.getppid())")
+            assert int(stdout_of(out)) == owner.pid
+        pools[0]._zygote.close()  # a worker goes away without discarding its kernel
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and _running(pids[0]):
+            time.sleep(0.05)
+        assert not _running(pids[0]) and _running(pids[1])
+        reply, _ = run(kernels[1], "x = 2")
+        assert reply["status"] == "ok"
+    finally:
+        owner.close()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _running(pids[1]):
+        time.sleep(0.05)
+    assert not _running(pids[1]) and not sock.exists()
+    for k in kernels:
+        k.discard()
+    for p in pools:
+        p._zygote = None
+        p.close()
+
+
+def test_an_unreachable_template_means_an_own_one(tmp_path):
+    p = KernelPool(tmp_path / "s", size=0, warm_imports=(), template=str(tmp_path / "nope"))
+    kernel = p.take()
+    try:
+        assert p.template is None and p._zygote is not None and p._zygote.listen is None
+        reply, _ = run(kernel, "x = 1")
+        assert reply["status"] == "ok"
+    finally:
+        kernel.discard()
+        p.close()
