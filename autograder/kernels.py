@@ -11,10 +11,12 @@ Forked kernels
 --------------
 Without the sandbox (``sandbox="none"``), a pool forks its kernels from a warm template process
 (:mod:`autograder.zygote`) that imported ipykernel and the course's modules once: a forked
-kernel is up in ~0.2 s of CPU instead of ~2 s, which is what lets grading on two cores run at
+kernel is up in ~0.1 s of CPU instead of ~2 s, which is what lets grading on two cores run at
 the speed of the notebooks' own code. A forked kernel is still a new process with an empty
 namespace, discarded after one submission. ``fork=False`` starts every kernel as a new
 interpreter; if the template process cannot be started the pool does that too, and says so.
+``drylab grade`` starts one template for the whole run and the pools connect to it
+(``template=``); a pool without one starts its own.
 
 The sandbox hook
 ----------------
