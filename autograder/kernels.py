@@ -406,21 +406,18 @@ class KernelPool:
         if self._zygote is not None and not self._zygote.alive():
             self._zygote.close()
             self._zygote = None
-        if self._zygote is None and self.template:
-            from autograder.zygote import Zygote, ZygoteError
+        from autograder.zygote import Zygote, ZygoteError
 
+        timeout = max(60.0, self.limits.startup_timeout)
+        if self._zygote is None and self.template:
             try:
-                self._zygote = Zygote.connect(self.template, env=kernel_env(),
-                                              timeout=max(60.0, self.limits.startup_timeout))
+                self._zygote = Zygote.connect(self.template, env=kernel_env(), timeout=timeout)
             except (ZygoteError, OSError):
                 self.template = None  # not reachable from here (another machine): our own
         if self._zygote is None:
-            from autograder.zygote import Zygote, ZygoteError
-
             try:
-                self._zygote = Zygote(template_imports(self.warm_imports),
-                                      env=kernel_env(),
-                                      startup_timeout=max(60.0, self.limits.startup_timeout))
+                self._zygote = Zygote(template_imports(self.warm_imports), env=kernel_env(),
+                                      startup_timeout=timeout)
             except (ZygoteError, OSError) as exc:
                 message = (f"kernels are started one by one (slower): the kernel template "
                            f"process failed: {exc}")

@@ -33,7 +33,10 @@ Safety of the fork
 - The zygote keeps each exited child as a zombie until the grader asks for its status, so a
   pid seen by the grader cannot be reused by another process meanwhile.
 
-Protocol (internal): JSON lines over the zygote's stdin/stdout.
+Protocol (internal): JSON lines, over the zygote's stdin/stdout for the process that started
+it, and over a Unix socket for the other processes of a grading run (``listen=`` /
+:meth:`Zygote.connect`). Each client's kernels are killed when the client disconnects; all of
+them when the starting process closes the pipe or dies.
 """
 
 from __future__ import annotations
