@@ -285,3 +285,43 @@ def test_an_unreachable_template_means_an_own_one(tmp_path):
     finally:
         kernel.discard()
         p.close()
+
+
+def test_grading_processes_skip_the_slow_iri_checker():
+    """autograder._startup: nbformat still validates, without compiling rfc3987_syntax."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, autograder.grade, nbformat, jsonschema\n"
+        "nbformat.validate(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('x')]))\n"
+        "bad = nbformat.v4.new_notebook(); bad['cells'] = [{'cell_type': 'nope'}]\n"
+        "try:\n"
+        "    nbformat.validate(bad)\n"
+        "except nbformat.ValidationError:\n"
+        "    print('invalid caught')\n"
+        "print(sys.modules.get('rfc3987_syntax', 'absent'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True).stdout.split("\n")
+    assert out[0] == "invalid caught"
+    assert out[1] == "None"  # marked unavailable, never imported
+
+
+def test_cli_no_fork_reaches_grade_course(monkeypatch, tmp_path, capsys):
+    import autograder.grade
+    from autograder.grade import GradeSummary
+    from drylab.cli import main
+
+    seen = {}
+
+    def fake(course_dir, **kw):
+        seen.update(kw)
+        return GradeSummary(course_dir=tmp_path)
+
+    monkeypatch.setattr(autograder.grade, "grade_course", fake)
+    assert main(["grade", str(tmp_path), "--no-fork", "--sandbox", "none"]) == 0
+    assert seen["fork"] is False and seen["sandbox"] == "none"
+    assert main(["grade", str(tmp_path)]) == 0
+    assert seen["fork"] is True
+    assert "graded 0 submission(s)" in capsys.readouterr().out
