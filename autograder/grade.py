@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -387,7 +387,6 @@ def course_warm_imports(course_dir: Path) -> tuple[str, ...]:
 
 def discover_tasks(course_dir: Path, *, scratch: str, sandbox: str, limits: Limits,
                    warnings: tuple[str, ...] = (), fork: bool = True,
-                   template: str | None = None,
                    warm: tuple[str, ...] | None = None) -> list[Task]:
     """One task per ``submitted/<resident>/<module>/`` folder, sorted."""
     if warm is None:
@@ -400,8 +399,7 @@ def discover_tasks(course_dir: Path, *, scratch: str, sandbox: str, limits: Limi
     for resident in sorted(p for p in submitted.iterdir() if p.is_dir()):
         for folder in sorted(p for p in resident.iterdir() if p.is_dir()):
             tasks.append(Task(str(course_dir), resident.name, folder.name, str(folder),
-                              scratch, sandbox, limits, tuple(warnings), warm, fork,
-                              template))
+                              scratch, sandbox, limits, tuple(warnings), warm, fork))
     return tasks
 
 
@@ -464,20 +462,23 @@ def grade_course(course_dir, *, workers: int | None = None, sandbox: str = "auto
     own_scratch = scratch is None
     scratch = scratch or tempfile.mkdtemp(prefix="drylab-grade-")
     warm = course_warm_imports(course_dir)
-    template = _shared_template(warm) if fork and scheduler is None else None
     tasks = discover_tasks(course_dir, scratch=scratch, sandbox=effective, limits=limits,
-                           warnings=tuple(warns), fork=fork, warm=warm,
-                           template=template.listen if template is not None else None)
+                           warnings=tuple(warns), fork=fork, warm=warm)
     _ensure_built(course_dir, {t.module for t in tasks})
     summary = GradeSummary(course_dir=course_dir, warnings=list(warns))
     journal = Journal(course_dir, fresh=not resume)
     gradebook = GradebookWriter(course_dir)
+    template = None
     try:
         if resume:
             done = journal.done()
             sync_gradebook(course_dir)  # entries journaled just before a crash
             summary.skipped = sum((t.resident, t.module) in done for t in tasks)
             tasks = [t for t in tasks if (t.resident, t.module) not in done]
+        if tasks and fork and scheduler is None:
+            template = _shared_template(warm)
+            if template is not None:
+                tasks = [replace(t, template=template.listen) for t in tasks]
 
         def on_result(entry: dict) -> None:
             journal.append(entry)  # durable first: the journal is the record of truth
@@ -527,9 +528,9 @@ def _lost_entry(task: Task, what: str, exc: Exception) -> dict:
 
 
 def _shared_template(warm: tuple[str, ...]):
-    """One kernel template process for all the workers of a local grading run (started now,
-    so its imports overlap the grader's set-up), or ``None`` if it cannot be started: the
-    workers then start their own."""
+    """One kernel template process for all the workers of a local grading run (its imports
+    overlap the workers' start), or ``None`` if it cannot be started: the workers then start
+    their own."""
     from autograder.kernels import kernel_env, template_imports
     from autograder.zygote import Zygote
 
