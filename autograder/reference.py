@@ -109,7 +109,7 @@ class ReferenceKernel:
         from autograder.capture import CAPTURE_TAG
         from autograder.execute import execute_notebook
 
-        if self._kernel is None or self._runs >= (1 if self._pool.fork else self.max_runs):
+        if self._kernel is None or self._runs >= self.max_runs:
             self._discard()
             self._kernel = self._pool.take()
             self._runs = 0

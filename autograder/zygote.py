@@ -112,17 +112,10 @@ class Zygote:
     def __init__(self, preload: tuple[str, ...] = (), *, env: dict | None = None,
                  startup_timeout: float = 120.0, listen: str | os.PathLike | None = None,
                  wait: bool = True):
-        self.preload = (*KERNEL_STARTUP_IMPORTS,
-                        *[m for m in preload if m not in KERNEL_STARTUP_IMPORTS])
-        self.env = _template_env(env)
-        self.listen = None if listen is None else str(listen)
-        self.startup_timeout = startup_timeout
-        self._lock = threading.Lock()
-        self._broken = False
-        self._ready = False
-        self.failed_imports: list[str] = []
-        self._t0 = time.monotonic()
-        self.startup_s: float | None = None
+        self._setup(env, startup_timeout, ready=False,
+                    preload=(*KERNEL_STARTUP_IMPORTS,
+                             *[m for m in preload if m not in KERNEL_STARTUP_IMPORTS]),
+                    listen=None if listen is None else str(listen))
         args = ["--listen", self.listen] if self.listen else []
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "autograder.zygote", *args, *self.preload],
@@ -159,13 +152,8 @@ class Zygote:
         import socket
 
         self = cls.__new__(cls)
-        self.preload, self.listen, self._proc = (), None, None
-        self.env = _template_env(env)
-        self.startup_timeout = timeout
-        self._lock = threading.Lock()
-        self._broken = False
-        self._ready = True
-        self.failed_imports, self.startup_s = [], 0.0
+        self._setup(env, timeout, ready=True)
+        self._proc = None
         # The socket exists as soon as the template process runs; a path that does not
         # appear within seconds is not on this machine (a remote Dask worker, say).
         deadline = time.monotonic() + min(timeout, 10.0)
@@ -181,8 +169,25 @@ class Zygote:
                 time.sleep(0.05)
         self._sock = sock
         self._rd, self._wr = sock.makefile("rb"), sock.makefile("wb")
-        self._pid = self._call({"op": "hello"}, timeout=timeout)["pid"]
+        try:
+            self._pid = self._call({"op": "hello"}, timeout=timeout)["pid"]
+        except ZygoteError:
+            self.close()
+            raise
         return self
+
+    def _setup(self, env: dict | None, timeout: float, *, ready: bool,
+               preload: tuple[str, ...] = (), listen: str | None = None) -> None:
+        """The state common to the process that starts a template and to its clients."""
+        self.preload, self.listen = preload, listen
+        self.env = _template_env(env)
+        self.startup_timeout = timeout
+        self._lock = threading.Lock()
+        self._broken = False
+        self._ready = ready
+        self.failed_imports: list[str] = []
+        self._t0 = time.monotonic()
+        self.startup_s: float | None = 0.0 if ready else None
 
     @property
     def pid(self) -> int:
